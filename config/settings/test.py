@@ -1,0 +1,26 @@
+"""Test settings: the base settings (DATABASE_URL and CELERY_BROKER_URL still honoured, so CI
+runs on PostgreSQL and Redis) made fast and hermetic."""
+
+import os
+
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+
+from config.settings.base import *  # noqa: E402,F403
+from config.settings.base import REST_FRAMEWORK  # noqa: E402
+
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SECURE_SSL_REDIRECT = False
+# In-process tests run tasks inline; the worker round-trip test switches this off explicitly.
+CELERY_TASK_ALWAYS_EAGER = True
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {**REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "1000/min"},
+}
