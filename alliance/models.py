@@ -1,0 +1,1 @@
+"""Service ratings, inspections and scorecards: built in the alliance issue."""

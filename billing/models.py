@@ -1,0 +1,1 @@
+"""Bills, payments, the escrow ledger and payouts: built in the billing issue."""

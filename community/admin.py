@@ -1,0 +1,271 @@
+"""Django admin for the community app.
+
+A superuser sees everything. A centre admin (is_staff, in the "Centre admins" group) sees and edits
+only the communities of their own centre, and what hangs off them: buildings, households,
+residencies, agreements, role memberships. The scoping comes from community.selectors, like
+everywhere else; foreign-key choices are narrowed the same way so nothing can be attached to
+another centre's estate.
+"""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from community import selectors, services
+from community.models import (
+    Agreement,
+    AllianceOrganisation,
+    Building,
+    Centre,
+    Community,
+    Household,
+    OwnersCommittee,
+    PropertyCompany,
+    Residency,
+    Role,
+    RoleMembership,
+    User,
+)
+
+admin.site.site_header = _("Linli administration")
+admin.site.site_title = _("Linli")
+admin.site.index_title = _("Centre administration")
+
+
+def _admin_communities(user) -> QuerySet[Community]:
+    return selectors.community_list(user=user, roles=[Role.CENTRE_ADMIN])
+
+
+def _admin_centre_ids(user) -> QuerySet:
+    return RoleMembership.objects.filter(user=user, role=Role.CENTRE_ADMIN).values("centre_id")
+
+
+class CentreScopedAdmin(admin.ModelAdmin):
+    """Rows and choices limited to the centre admin's communities. `community_path` is the lookup
+    from this model to its community ("" for Community itself)."""
+
+    community_path: str = ""
+
+    def scope_filter(self, request) -> Q:
+        lookup = f"{self.community_path}__in" if self.community_path else "pk__in"
+        return Q(**{lookup: _admin_communities(request.user).values("pk")})
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(self.scope_filter(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            communities = _admin_communities(request.user)
+            scoped = {
+                Centre: Centre.objects.filter(pk__in=_admin_centre_ids(request.user)),
+                Community: communities,
+                Building: Building.objects.filter(community__in=communities),
+                Household: Household.objects.filter(building__community__in=communities),
+                AllianceOrganisation: AllianceOrganisation.objects.filter(
+                    centre_id__in=_admin_centre_ids(request.user)
+                ),
+            }
+            if db_field.related_model in scoped:
+                kwargs["queryset"] = scoped[db_field.related_model]
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "display_name", "phone", "is_staff", "is_active", "last_login"]
+    search_fields = ["username", "display_name", "phone", "first_name", "last_name", "email"]
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        (_("Linli"), {"fields": ("display_name", "phone")}),
+    )
+    add_fieldsets = (
+        (None, {"fields": ("username", "display_name", "phone", "password1", "password2")}),
+    )
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        communities = _admin_communities(request.user).values("pk")
+        centres = _admin_centre_ids(request.user)
+        return qs.filter(
+            Q(residencies__household__building__community__in=communities)
+            | Q(memberships__centre_id__in=centres)
+            | Q(memberships__community__in=communities)
+            | Q(memberships__organisation__centre_id__in=centres)
+            | Q(memberships__company__communities__in=communities)
+            # Accounts not yet attached anywhere, so a new resident can be linked to a household.
+            | Q(residencies__isnull=True, memberships__isnull=True)
+        ).distinct()
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only a superuser hands out admin rights; a centre admin manages residents' accounts.
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return ["is_staff", "is_superuser", "groups", "user_permissions", "last_login", "date_joined"]
+
+
+@admin.register(Centre)
+class CentreAdmin(admin.ModelAdmin):
+    list_display = ["name", "address", "phone", "community_count"]
+    search_fields = ["name", "address"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).annotate(community_count=Count("communities"))
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(pk__in=_admin_centre_ids(request.user))
+
+    @admin.display(description=_("communities"), ordering="community_count")
+    def community_count(self, obj):
+        return obj.community_count
+
+
+@admin.register(PropertyCompany)
+class PropertyCompanyAdmin(admin.ModelAdmin):
+    list_display = ["name", "credit_code", "phone"]
+    search_fields = ["name", "credit_code"]
+
+
+@admin.register(OwnersCommittee)
+class OwnersCommitteeAdmin(admin.ModelAdmin):
+    list_display = ["name", "community", "elected_on"]
+    search_fields = ["name", "community__name"]
+    list_select_related = ["community"]
+
+
+@admin.register(AllianceOrganisation)
+class AllianceOrganisationAdmin(CentreScopedAdmin):
+    list_display = ["name", "kind", "centre"]
+    list_filter = ["kind", "centre"]
+    search_fields = ["name"]
+    list_select_related = ["centre"]
+
+    def scope_filter(self, request) -> Q:
+        return Q(centre_id__in=_admin_centre_ids(request.user))
+
+
+class BuildingInline(admin.TabularInline):
+    model = Building
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Community)
+class CommunityAdmin(CentreScopedAdmin):
+    list_display = ["name", "centre", "company", "committee", "household_count"]
+    list_filter = ["centre", "company"]
+    search_fields = ["name", "address"]
+    list_select_related = ["centre", "company", "committee"]
+    inlines = [BuildingInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(household_count=Count("buildings__households"))
+
+    @admin.display(description=_("households"), ordering="household_count")
+    def household_count(self, obj):
+        return obj.household_count
+
+
+@admin.register(Building)
+class BuildingAdmin(CentreScopedAdmin):
+    community_path = "community"
+    list_display = ["name", "community"]
+    list_filter = ["community"]
+    search_fields = ["name", "community__name"]
+    list_select_related = ["community"]
+
+
+class ResidencyInline(admin.TabularInline):
+    model = Residency
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Household)
+class HouseholdAdmin(CentreScopedAdmin):
+    community_path = "building__community"
+    list_display = ["unit", "building", "community", "area"]
+    list_filter = ["building__community"]
+    search_fields = ["unit", "building__name", "building__community__name"]
+    list_select_related = ["building__community"]
+    inlines = [ResidencyInline]
+
+    @admin.display(description=_("community"), ordering="building__community__name")
+    def community(self, obj):
+        return obj.building.community
+
+
+@admin.register(Residency)
+class ResidencyAdmin(CentreScopedAdmin):
+    community_path = "household__building__community"
+    list_display = ["user", "household", "relation", "start_date", "end_date"]
+    list_filter = ["relation", "household__building__community"]
+    search_fields = ["user__username", "user__display_name", "household__unit"]
+    list_select_related = ["user", "household__building__community"]
+    autocomplete_fields = ["user", "household"]
+    date_hierarchy = "start_date"
+
+
+@admin.register(RoleMembership)
+class RoleMembershipAdmin(CentreScopedAdmin):
+    list_display = ["user", "role", "centre", "company", "organisation", "community", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "user__display_name"]
+    list_select_related = ["user", "centre", "company", "organisation", "community"]
+    autocomplete_fields = ["user"]
+
+    def scope_filter(self, request) -> Q:
+        communities = _admin_communities(request.user).values("pk")
+        centres = _admin_centre_ids(request.user)
+        return (
+            Q(centre_id__in=centres)
+            | Q(community__in=communities)
+            | Q(organisation__centre_id__in=centres)
+            | Q(company__communities__in=communities)
+        )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).distinct()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "company" and not request.user.is_superuser:
+            communities = _admin_communities(request.user)
+            kwargs["queryset"] = PropertyCompany.objects.filter(
+                communities__in=communities
+            ).distinct()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Agreement)
+class AgreementAdmin(CentreScopedAdmin):
+    community_path = "community"
+    list_display = [
+        "community", "effective_from", "effective_to", "fee_rate", "holdback_share", "payout_day",
+        "signed_on",
+    ]
+    list_filter = ["community__centre", "community"]
+    search_fields = ["community__name"]
+    list_select_related = ["community"]
+    date_hierarchy = "effective_from"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # New agreements go through the service: it locks the community while checking overlap.
+        created = services.agreement_create(
+            community=obj.community,
+            effective_from=obj.effective_from,
+            effective_to=obj.effective_to,
+            fee_rate=obj.fee_rate,
+            holdback_share=obj.holdback_share,
+            payout_day=obj.payout_day,
+            bill_due_day=obj.bill_due_day,
+            signed_on=obj.signed_on,
+        )
+        obj.pk = created.pk

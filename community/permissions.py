@@ -1,0 +1,37 @@
+"""The Django-admin permission group a centre admin gets. Which rows they may touch is decided by
+scoping (community.selectors, applied in community.admin); this only says which kinds of rows."""
+
+from django.contrib.auth.models import Group, Permission
+
+CENTRE_ADMIN_GROUP = "Centre admins"
+
+# app_label -> model -> actions. Apps added later extend this table with their own models.
+CENTRE_ADMIN_PERMISSIONS = {
+    "community": {
+        "user": ["view", "add", "change"],
+        "centre": ["view"],
+        "propertycompany": ["view", "add", "change"],
+        "ownerscommittee": ["view", "add", "change"],
+        "allianceorganisation": ["view", "add", "change"],
+        "community": ["view", "add", "change"],
+        "building": ["view", "add", "change"],
+        "household": ["view", "add", "change"],
+        "residency": ["view", "add", "change", "delete"],
+        "rolemembership": ["view", "add", "change", "delete"],
+        "agreement": ["view", "add", "change"],
+    },
+}
+
+
+def sync_role_groups(**kwargs) -> None:
+    """Create or update the centre admins' group with exactly the permissions above (idempotent)."""
+    group, _ = Group.objects.get_or_create(name=CENTRE_ADMIN_GROUP)
+    wanted = []
+    for app_label, models in CENTRE_ADMIN_PERMISSIONS.items():
+        for model, actions in models.items():
+            codenames = [f"{action}_{model}" for action in actions]
+            found = Permission.objects.filter(
+                content_type__app_label=app_label, content_type__model=model, codename__in=codenames
+            )
+            wanted.extend(found)
+    group.permissions.set(wanted)

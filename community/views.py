@@ -1,0 +1,47 @@
+"""Browser pages of the community app: the landing redirect, the resident home, the staff home."""
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.shortcuts import redirect, render
+
+from community import selectors
+
+
+def _has_staff_home(user) -> bool:
+    return user.is_superuser or selectors.membership_list_for_user(user=user).exists()
+
+
+@login_required
+def home(request):
+    """Send each person to the home that fits them: staff roles first, then residents."""
+    return redirect("staff-home" if _has_staff_home(request.user) else "resident-home")
+
+
+@login_required
+def resident_home(request):
+    residencies = list(selectors.residency_list_for_user(user=request.user))
+    return render(
+        request,
+        "community/resident_home.html",
+        {"residencies": residencies, "has_staff_home": _has_staff_home(request.user)},
+    )
+
+
+@login_required
+def staff_home(request):
+    memberships = list(selectors.membership_list_for_user(user=request.user))
+    roles = {m.role for m in memberships}
+    if roles or request.user.is_superuser:
+        communities = (
+            selectors.community_list(user=request.user, roles=roles or None)
+            .annotate(household_count=Count("buildings__households"))
+            .order_by("name")
+        )
+    else:
+        communities = []
+    has_households = selectors.residency_list_for_user(user=request.user).exists()
+    return render(
+        request,
+        "community/staff_home.html",
+        {"memberships": memberships, "communities": communities, "has_households": has_households},
+    )

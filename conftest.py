@@ -1,0 +1,48 @@
+"""Fixtures and markers shared by every app's tests and the cross-app tests in tests/.
+
+Markers:
+- `postgres`: the test needs PostgreSQL (row locks, triggers, exclusion constraints).
+- `broker`: the test needs a live Celery broker (CELERY_BROKER_URL) and starts a real worker.
+On a machine with nothing but Python (SQLite, eager Celery) these are skipped with the reason.
+With LINLI_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails them instead, so CI can
+never pass by skipping them.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+REQUIRE_SERVICES = os.environ.get("LINLI_REQUIRE_SERVICES") == "1"
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (LINLI_REQUIRE_SERVICES=1: this run must not skip it)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _service_markers(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _skip_or_fail("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if request.node.get_closest_marker("broker") and not settings.CELERY_BROKER_URL:
+        _skip_or_fail("needs a live Celery broker: set CELERY_BROKER_URL=redis://...")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def as_user(api_client):
+    """An API client authenticated as the given user: `as_user(user).get(...)`."""
+
+    def login(user) -> APIClient:
+        api_client.force_authenticate(user=user)
+        return api_client
+
+    return login

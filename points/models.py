@@ -1,0 +1,1 @@
+"""The reputation / contribution points ledger and rewards: built in the points issue."""

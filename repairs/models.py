@@ -1,0 +1,1 @@
+"""Incident reports and repair requests: built in the repairs issue."""
