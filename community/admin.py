@@ -106,7 +106,14 @@ class UserAdmin(DjangoUserAdmin):
         # Only a superuser hands out admin rights; a centre admin manages residents' accounts.
         if request.user.is_superuser:
             return super().get_readonly_fields(request, obj)
-        return ["is_staff", "is_superuser", "groups", "user_permissions", "last_login", "date_joined"]
+        return [
+            "is_staff",
+            "is_superuser",
+            "groups",
+            "user_permissions",
+            "last_login",
+            "date_joined",
+        ]
 
 
 @admin.register(Centre)
@@ -164,7 +171,9 @@ class CommunityAdmin(CentreScopedAdmin):
     inlines = [BuildingInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(household_count=Count("buildings__households"))
+        return (
+            super().get_queryset(request).annotate(household_count=Count("buildings__households"))
+        )
 
     @admin.display(description=_("households"), ordering="household_count")
     def household_count(self, obj):
@@ -245,7 +254,12 @@ class RoleMembershipAdmin(CentreScopedAdmin):
 class AgreementAdmin(CentreScopedAdmin):
     community_path = "community"
     list_display = [
-        "community", "effective_from", "effective_to", "fee_rate", "holdback_share", "payout_day",
+        "community",
+        "effective_from",
+        "effective_to",
+        "fee_rate",
+        "holdback_share",
+        "payout_day",
         "signed_on",
     ]
     list_filter = ["community__centre", "community"]

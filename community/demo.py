@@ -104,7 +104,9 @@ def seed(world: DemoWorld | None = None) -> DemoWorld:
         },
     )
     organisations = [
-        AllianceOrganisation.objects.get_or_create(centre=centre, name=name, defaults={"kind": kind})[0]
+        AllianceOrganisation.objects.get_or_create(
+            centre=centre, name=name, defaults={"kind": kind}
+        )[0]
         for name, kind in ORGANISATIONS
     ]
 
@@ -138,7 +140,9 @@ def seed(world: DemoWorld | None = None) -> DemoWorld:
         user = _account(f"resident{number:02d}", f"{household.building.name}{household.unit}业主")
         if not Residency.objects.filter(user=user, household=household).exists():
             services.residency_start(
-                user=user, household=household, relation=Residency.Relation.OWNER,
+                user=user,
+                household=household,
+                relation=Residency.Relation.OWNER,
                 start_date=PILOT_START,
             )
         residents.append(user)
@@ -160,7 +164,13 @@ def seed(world: DemoWorld | None = None) -> DemoWorld:
     _membership(accounts["committee"], Role.COMMITTEE_MEMBER, community=community)
 
     return DemoWorld(
-        centre=centre, company=company, committee=committee, community=community,
-        households=households, residents=residents, organisations=organisations,
-        agreement=agreement, accounts=accounts,
+        centre=centre,
+        company=company,
+        committee=committee,
+        community=community,
+        households=households,
+        residents=residents,
+        organisations=organisations,
+        agreement=agreement,
+        accounts=accounts,
     )

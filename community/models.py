@@ -61,7 +61,9 @@ class PropertyCompany(models.Model):
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     credit_code = models.CharField(
-        _("unified social credit code"), max_length=18, blank=True,
+        _("unified social credit code"),
+        max_length=18,
+        blank=True,
         help_text=_("The 18-character 统一社会信用代码, for invoices and payouts."),
     )
     phone = models.CharField(_("phone"), max_length=30, blank=True)
@@ -111,7 +113,9 @@ class AllianceOrganisation(models.Model):
         verbose_name_plural = _("alliance organisations")
         ordering = ["centre", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["centre", "name"], name="organisation_unique_per_centre"),
+            models.UniqueConstraint(
+                fields=["centre", "name"], name="organisation_unique_per_centre"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -127,12 +131,18 @@ class Community(models.Model):
         Centre, on_delete=models.PROTECT, related_name="communities", verbose_name=_("centre")
     )
     company = models.ForeignKey(
-        PropertyCompany, on_delete=models.PROTECT, related_name="communities",
+        PropertyCompany,
+        on_delete=models.PROTECT,
+        related_name="communities",
         verbose_name=_("property company"),
     )
     committee = models.OneToOneField(
-        OwnersCommittee, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="community", verbose_name=_("owners' committee"),
+        OwnersCommittee,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="community",
+        verbose_name=_("owners' committee"),
     )
 
     class Meta:
@@ -158,7 +168,9 @@ class Building(models.Model):
         verbose_name_plural = _("buildings")
         ordering = ["community", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["community", "name"], name="building_unique_per_community"),
+            models.UniqueConstraint(
+                fields=["community", "name"], name="building_unique_per_community"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -173,7 +185,9 @@ class Household(models.Model):
     )
     unit = models.CharField(_("unit"), max_length=20, help_text=_("Unit label, e.g. “1-302”."))
     area = models.DecimalField(
-        _("floor area (m²)"), max_digits=8, decimal_places=2,
+        _("floor area (m²)"),
+        max_digits=8,
+        decimal_places=2,
         validators=[MinValueValidator(Decimal("0.01"))],
     )
 
@@ -182,7 +196,9 @@ class Household(models.Model):
         verbose_name_plural = _("households")
         ordering = ["building", "unit"]
         constraints = [
-            models.UniqueConstraint(fields=["building", "unit"], name="household_unique_unit_per_building"),
+            models.UniqueConstraint(
+                fields=["building", "unit"], name="household_unique_unit_per_building"
+            ),
             models.CheckConstraint(condition=Q(area__gt=0), name="household_area_positive"),
         ]
 
@@ -228,7 +244,8 @@ class Residency(models.Model):
             ),
             # One open-ended residency per person and household; past ones stay as history.
             models.UniqueConstraint(
-                fields=["user", "household"], condition=Q(end_date__isnull=True),
+                fields=["user", "household"],
+                condition=Q(end_date__isnull=True),
                 name="residency_one_open_per_user_household",
             ),
         ]
@@ -269,19 +286,35 @@ class RoleMembership(models.Model):
     )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     centre = models.ForeignKey(
-        Centre, on_delete=models.CASCADE, null=True, blank=True, related_name="memberships",
+        Centre,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="memberships",
         verbose_name=_("centre"),
     )
     company = models.ForeignKey(
-        PropertyCompany, on_delete=models.CASCADE, null=True, blank=True,
-        related_name="memberships", verbose_name=_("property company"),
+        PropertyCompany,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="memberships",
+        verbose_name=_("property company"),
     )
     organisation = models.ForeignKey(
-        AllianceOrganisation, on_delete=models.CASCADE, null=True, blank=True,
-        related_name="memberships", verbose_name=_("alliance organisation"),
+        AllianceOrganisation,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="memberships",
+        verbose_name=_("alliance organisation"),
     )
     community = models.ForeignKey(
-        Community, on_delete=models.CASCADE, null=True, blank=True, related_name="memberships",
+        Community,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="memberships",
         verbose_name=_("community"),
     )
     created_at = models.DateTimeField(_("granted at"), auto_now_add=True)
@@ -302,7 +335,8 @@ class RoleMembership(models.Model):
             ),
             *[
                 models.UniqueConstraint(
-                    fields=["user", field], condition=Q(role=role),
+                    fields=["user", field],
+                    condition=Q(role=role),
                     name=f"membership_unique_{role}",
                 )
                 for role, field in ROLE_SCOPE_FIELD.items()
@@ -331,7 +365,7 @@ class RoleMembership(models.Model):
             return
         errors = {}
         if getattr(self, f"{field}_id") is None:
-            errors[field] = _("This role needs a %(scope)s.") % {"scope": field}
+            errors[field] = _("This role needs this scope filled in.")
         for other in ROLE_SCOPE_FIELD.values():
             if other != field and getattr(self, f"{other}_id") is not None:
                 errors[other] = _("Leave empty for this role.")
@@ -354,23 +388,33 @@ class Agreement(models.Model):
     )
     effective_from = models.DateField(_("effective from"))
     effective_to = models.DateField(
-        _("effective to"), null=True, blank=True, help_text=_("Last day in force; empty = open-ended.")
+        _("effective to"),
+        null=True,
+        blank=True,
+        help_text=_("Last day in force; empty = open-ended."),
     )
     fee_rate = models.DecimalField(
-        _("fee rate (yuan/m²/month)"), max_digits=8, decimal_places=4,
+        _("fee rate (yuan/m²/month)"),
+        max_digits=8,
+        decimal_places=4,
         validators=[MinValueValidator(Decimal("0.0001"))],
     )
     holdback_share = models.DecimalField(
-        _("performance hold-back share"), max_digits=5, decimal_places=4,
+        _("performance hold-back share"),
+        max_digits=5,
+        decimal_places=4,
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
         help_text=_("0–1: the part of each month's collection held until the scorecard is final."),
     )
     payout_day = models.PositiveSmallIntegerField(
-        _("payout day"), validators=[MinValueValidator(1), MaxValueValidator(28)],
+        _("payout day"),
+        validators=[MinValueValidator(1), MaxValueValidator(28)],
         help_text=_("Day of the month (1–28) the previous month is paid out."),
     )
     bill_due_day = models.PositiveSmallIntegerField(
-        _("bill due day"), default=15, validators=[MinValueValidator(1), MaxValueValidator(28)],
+        _("bill due day"),
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(28)],
         help_text=_("Day of the service month (1–28) by which its bill is due."),
     )
     signed_on = models.DateField(_("signed on"), null=True, blank=True)
@@ -382,7 +426,8 @@ class Agreement(models.Model):
         ordering = ["community", "-effective_from"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(effective_to__isnull=True) | Q(effective_to__gte=models.F("effective_from")),
+                condition=Q(effective_to__isnull=True)
+                | Q(effective_to__gte=models.F("effective_from")),
                 name="agreement_ends_after_start",
             ),
             models.CheckConstraint(condition=Q(fee_rate__gt=0), name="agreement_fee_rate_positive"),

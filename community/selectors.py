@@ -31,9 +31,7 @@ from community.models import (
 RESIDENT = "resident"
 ALL_ROLES = frozenset({RESIDENT, *Role.values})
 # Roles that see the households of the communities they see.
-HOUSEHOLD_VIEWING_ROLES = frozenset(
-    {Role.CENTRE_ADMIN, Role.PROPERTY_STAFF, Role.COMMITTEE_MEMBER}
-)
+HOUSEHOLD_VIEWING_ROLES = frozenset({Role.CENTRE_ADMIN, Role.PROPERTY_STAFF, Role.COMMITTEE_MEMBER})
 
 
 def _memberships(user: User, role: str) -> QuerySet[RoleMembership]:
@@ -42,7 +40,9 @@ def _memberships(user: User, role: str) -> QuerySet[RoleMembership]:
 
 def _community_q(user: User, role: str) -> Q:
     if role == RESIDENT:
-        ids = Residency.objects.active().filter(user=user).values("household__building__community_id")
+        ids = (
+            Residency.objects.active().filter(user=user).values("household__building__community_id")
+        )
         return Q(pk__in=ids)
     if role == Role.CENTRE_ADMIN:
         return Q(centre_id__in=_memberships(user, role).values("centre_id"))
@@ -110,15 +110,18 @@ def residency_list_for_user(*, user: User) -> QuerySet[Residency]:
         Residency.objects.active()
         .filter(user=user)
         .select_related("household__building__community")
-        .order_by("household__building__community__name", "household__building__name",
-                  "household__unit")
+        .order_by(
+            "household__building__community__name", "household__building__name", "household__unit"
+        )
     )
 
 
 def membership_list_for_user(*, user: User) -> QuerySet[RoleMembership]:
-    return RoleMembership.objects.filter(user=user).select_related(
-        "centre", "company", "organisation", "community"
-    ).order_by("role", "pk")
+    return (
+        RoleMembership.objects.filter(user=user)
+        .select_related("centre", "company", "organisation", "community")
+        .order_by("role", "pk")
+    )
 
 
 def roles_in_community(*, user: User, community: Community) -> frozenset[str]:

@@ -69,7 +69,7 @@ class BuildingFactory(factory.django.DjangoModelFactory):
         model = models.Building
 
     community = factory.SubFactory(CommunityFactory)
-    name = factory.Sequence(lambda n: f"{n}幢")
+    name = factory.Sequence(lambda n: f"F{n}幢")
 
 
 class HouseholdFactory(factory.django.DjangoModelFactory):
@@ -77,7 +77,7 @@ class HouseholdFactory(factory.django.DjangoModelFactory):
         model = models.Household
 
     building = factory.SubFactory(BuildingFactory)
-    unit = factory.Sequence(lambda n: f"{n % 30 + 1}{n % 4 + 1:02d}-{n}")
+    unit = factory.Sequence(lambda n: f"U{n}")
     area = Decimal("89.50")
 
 
@@ -120,4 +120,3 @@ def resident(household=None, **kwargs) -> models.User:
 def member(role: str, **scope) -> models.User:
     """A user holding `role` over the given scope, e.g. member(Role.CENTRE_ADMIN, centre=c)."""
     return RoleMembershipFactory(role=role, **scope).user
-

@@ -69,7 +69,9 @@ def test_database_rejects_a_membership_scoped_to_the_wrong_kind_of_thing():
     with pytest.raises(IntegrityError), transaction.atomic():
         # Exactly one scope: not two.
         RoleMembership.objects.create(
-            user=user, role=Role.CENTRE_ADMIN, centre=CentreFactory(),
+            user=user,
+            role=Role.CENTRE_ADMIN,
+            centre=CentreFactory(),
             company=PropertyCompanyFactory(),
         )
     assert RoleMembership.objects.count() == 0
@@ -89,15 +91,20 @@ def test_membership_reports_its_scope():
         user=UserFactory(), role=Role.CENTRE_ADMIN, centre=centre
     )
     assert (membership.scope_type, membership.scope_id, membership.scope) == (
-        "centre", centre.pk, centre
+        "centre",
+        centre.pk,
+        centre,
     )
 
 
 def test_database_rejects_a_residency_ending_before_it_starts():
     with pytest.raises(IntegrityError), transaction.atomic():
         Residency.objects.create(
-            user=UserFactory(), household=HouseholdFactory(), relation="owner",
-            start_date=date(2020, 1, 1), end_date=date(2019, 12, 31),
+            user=UserFactory(),
+            household=HouseholdFactory(),
+            relation="owner",
+            start_date=date(2020, 1, 1),
+            end_date=date(2019, 12, 31),
         )
     assert Residency.objects.count() == 0
 
@@ -124,8 +131,11 @@ def test_database_rejects_an_agreement_with_a_bad_term(field, value):
 
 def _agreement_terms(**overrides):
     terms = {
-        "fee_rate": Decimal("1.20"), "holdback_share": Decimal("0.10"), "payout_day": 5,
-        "effective_from": date(2019, 7, 1), "effective_to": None,
+        "fee_rate": Decimal("1.20"),
+        "holdback_share": Decimal("0.10"),
+        "payout_day": 5,
+        "effective_from": date(2019, 7, 1),
+        "effective_to": None,
     }
     return terms | overrides
 

@@ -6,8 +6,8 @@ import os
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 
-from config.settings.base import *  # noqa: E402,F403
-from config.settings.base import REST_FRAMEWORK  # noqa: E402
+from config.settings.base import *  # noqa: F403
+from config.settings.base import REST_FRAMEWORK
 
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -18,6 +18,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 SECURE_SSL_REDIRECT = False
+# Serve static files from the source folders; tests never run collectstatic.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
 # In-process tests run tasks inline; the worker round-trip test switches this off explicitly.
 CELERY_TASK_ALWAYS_EAGER = True
 REST_FRAMEWORK = {
