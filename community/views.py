@@ -1,7 +1,9 @@
 """Browser pages of the community app: the landing redirect, the resident home, the staff home."""
 
 from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError, connection
 from django.db.models import Count
+from django.http import HttpResponse, HttpResponseServerError
 from django.shortcuts import redirect, render
 
 from community import selectors
@@ -45,3 +47,13 @@ def staff_home(request):
         "community/staff_home.html",
         {"memberships": memberships, "communities": communities, "has_households": has_households},
     )
+
+
+def healthz(request):
+    """Liveness and readiness for the load balancer and docker-compose: the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return HttpResponseServerError("database unavailable", content_type="text/plain")
+    return HttpResponse("ok", content_type="text/plain")

@@ -4,12 +4,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from community import urls as community_urls
+from community.views import healthz
 
 api_v1 = [
     *community_urls.api_urlpatterns,
 ]
 
 urlpatterns = [
+    path("healthz/", healthz, name="healthz"),
     path("", include(community_urls.urlpatterns)),
     path(
         "accounts/login/",

@@ -81,3 +81,8 @@ def test_logout_is_a_post_and_ends_the_session(client):
     client.force_login(resident(HouseholdFactory()))
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("resident-home")).status_code == 302
+
+
+def test_health_check_answers_ok_without_login(client):
+    response = client.get("/healthz/")
+    assert (response.status_code, response.content) == (200, b"ok")

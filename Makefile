@@ -1,0 +1,83 @@
+# Linli: every-day commands. `make run` serves the demo, `make test` runs the tests.
+# Both create .venv with a Python >= 3.12 found on this machine and install from pyproject.toml.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+# First interpreter that is Python >= 3.12 with venv support: $LINLI_PYTHON if set, versioned
+# names on PATH, pyenv installs, then plain python3.
+FIND_PYTHON = for p in "$$LINLI_PYTHON" python3.14 python3.13 python3.12 \
+	"$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 python3; do \
+	[ -n "$$p" ] || continue; \
+	if command -v "$$p" >/dev/null 2>&1 && \
+	   "$$p" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; \
+	then command -v "$$p"; exit 0; fi; \
+	done; exit 1
+
+.PHONY: help install run test lint format check messages worker beat bench clean
+
+help:
+	@echo "make run       set up, migrate, seed the demo and serve it at http://127.0.0.1:8000"
+	@echo "make test      run the test suite (SQLite + eager Celery unless DATABASE_URL / CELERY_BROKER_URL are set)"
+	@echo "make lint      ruff check and format check"
+	@echo "make check     migrations up to date, and check --deploy with production settings"
+	@echo "make messages  refresh and compile the zh-hans translation catalogue"
+	@echo "make worker / make beat   a Celery worker / beat against CELERY_BROKER_URL"
+
+$(PY):
+	@python_bin="$$($(FIND_PYTHON))" || { \
+	  echo "Linli needs Python 3.12 or newer (Django 6.1), with venv and ensurepip."; \
+	  echo "Install one, e.g. 'apt-get install python3.13 python3.13-venv', or 'pyenv install 3.13',"; \
+	  echo "or point LINLI_PYTHON at an interpreter: make LINLI_PYTHON=/path/to/python3.13 ..."; \
+	  exit 1; }; \
+	echo "Creating $(VENV) with $$python_bin"; \
+	"$$python_bin" -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The embedded default: SQLite under var/, tasks run in-process, DEBUG on, nothing else needed.
+run: install
+	DEBUG=true $(PY) manage.py migrate --noinput
+	DEBUG=true $(PY) manage.py seed_demo
+	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
+
+test: install
+	$(PY) -m pytest $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Production-like variables: check --deploy must report nothing at all.
+check: install
+	DEBUG=true DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
+	DEBUG=false SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+	ALLOWED_HOSTS=linli.example.org DATABASE_URL=sqlite:///:memory: \
+	CELERY_BROKER_URL=redis://127.0.0.1:6379/0 CACHE_URL=rediscache://127.0.0.1:6379/1 \
+	EMAIL_URL=smtp+tls://linli:secret@smtp.example.org:587 \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
+messages: install
+	DEBUG=true $(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore='$(VENV)' --ignore=staticfiles
+	DEBUG=true $(PY) manage.py compilemessages --ignore='$(VENV)'
+
+worker: install
+	$(VENV)/bin/celery -A config worker --loglevel=INFO
+
+beat: install
+	$(VENV)/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache *.egg-info
