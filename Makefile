@@ -9,7 +9,8 @@ ARGS ?=
 # First interpreter that is Python >= 3.12 with venv support: $LINLI_PYTHON if set, versioned
 # names on PATH, pyenv installs, then plain python3.
 FIND_PYTHON = for p in "$$LINLI_PYTHON" python3.14 python3.13 python3.12 \
-	"$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 python3; do \
+	$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV) \
+	python3; do \
 	[ -n "$$p" ] || continue; \
 	if command -v "$$p" >/dev/null 2>&1 && \
 	   "$$p" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; \
