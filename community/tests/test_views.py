@@ -86,3 +86,19 @@ def test_logout_is_a_post_and_ends_the_session(client):
 def test_health_check_answers_ok_without_login(client):
     response = client.get("/healthz/")
     assert (response.status_code, response.content) == (200, b"ok")
+
+
+def test_an_english_browser_still_gets_chinese_until_the_person_switches(client):
+    html = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    assert '<html lang="zh-hans">' in html
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    html = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert '<html lang="en">' in html
+
+
+def test_api_clients_choose_their_language_with_accept_language(api_client):
+    response = api_client.get("/api/v1/me/", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 401
+    assert response["Content-Language"] == "en"
+    response = api_client.get("/api/v1/me/", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert response["Content-Language"] == "zh-hans"
