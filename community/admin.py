@@ -20,6 +20,7 @@ from community.models import (
     Centre,
     Community,
     Household,
+    Notice,
     OwnersCommittee,
     PropertyCompany,
     Residency,
@@ -283,3 +284,13 @@ class AgreementAdmin(CentreScopedAdmin):
             signed_on=obj.signed_on,
         )
         obj.pk = created.pk
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    list_display = ["title", "user", "created_at", "read_at"]
+    list_filter = ["read_at"]
+    search_fields = ["title", "user__username"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["user", "title", "body", "link", "created_at", "read_at"]

@@ -465,3 +465,34 @@ class Agreement(models.Model):
         return self.effective_from <= (other.effective_to or far) and other.effective_from <= (
             self.effective_to or far
         )
+
+
+class Notice(models.Model):
+    """An in-app notice to one user: a bill reminder, an escalated ticket, a reply.
+
+    `dedupe_key` makes a notice that must be sent once (one reminder per overdue bill, one
+    escalation per ticket deadline) safe to send again: the database refuses the second row.
+    """
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="notices", verbose_name=_("user")
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("message"), blank=True)
+    link = models.CharField(_("link"), max_length=300, blank=True)
+    # NULL (not ""): notices without a key never collide in the unique constraint.
+    dedupe_key = models.CharField(max_length=120, null=True, blank=True, editable=False)  # noqa: DJ001
+    created_at = models.DateTimeField(_("sent at"), auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "dedupe_key"], name="notice_once_per_key"),
+        ]
+        indexes = [models.Index(fields=["user", "read_at"], name="notice_user_unread")]
+
+    def __str__(self) -> str:
+        return self.title

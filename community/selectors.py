@@ -22,6 +22,7 @@ from community.models import (
     Agreement,
     Community,
     Household,
+    Notice,
     Residency,
     Role,
     RoleMembership,
@@ -145,3 +146,8 @@ def agreement_in_force(*, community: Community, on=None) -> Agreement | None:
         .filter(Q(effective_to__isnull=True) | Q(effective_to__gte=on))
         .first()
     )
+
+
+def notice_list(*, user: User, unread_only: bool = False) -> QuerySet[Notice]:
+    qs = Notice.objects.filter(user=user)
+    return qs.filter(read_at__isnull=True) if unread_only else qs

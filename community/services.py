@@ -3,11 +3,13 @@
 from datetime import date
 from decimal import Decimal
 
+from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from community.models import Agreement, Community, Household, Residency, User
+from community.models import Agreement, Community, Household, Notice, Residency, User
 
 
 @transaction.atomic
@@ -68,3 +70,34 @@ def residency_end(*, residency: Residency, end_date: date) -> Residency:
     residency.full_clean()
     residency.save(update_fields=["end_date"])
     return residency
+
+
+def notice_send(
+    *, user: User, title: str, body: str = "", link: str = "", dedupe_key: str | None = None
+) -> tuple[Notice, bool]:
+    """Send an in-app notice, and an e-mail copy if the user has an address. With a
+    `dedupe_key`, the same notice is sent at most once per user: returns (notice, created)."""
+    try:
+        with transaction.atomic():
+            notice = Notice.objects.create(
+                user=user, title=title, body=body, link=link, dedupe_key=dedupe_key
+            )
+    except IntegrityError:
+        if dedupe_key is None:
+            raise
+        return Notice.objects.get(user=user, dedupe_key=dedupe_key), False
+    if user.email:
+        # After commit: a rolled-back notice must not have gone out by mail.
+        transaction.on_commit(
+            lambda: mail.send_mail(title, f"{body}\n\n{link}".strip(), None, [user.email])
+        )
+    return notice, True
+
+
+@transaction.atomic
+def notice_mark_read(*, user: User, notice_ids: list[int] | None = None) -> int:
+    """Mark the user's notices read (all unread ones if no ids given); returns how many."""
+    unread = Notice.objects.filter(user=user, read_at__isnull=True)
+    if notice_ids is not None:
+        unread = unread.filter(pk__in=notice_ids)
+    return unread.update(read_at=timezone.now())

@@ -12,4 +12,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("resident/", views.resident_home, name="resident-home"),
     path("staff/", views.staff_home, name="staff-home"),
+    path("notices/", views.notices, name="notices"),
+    path("notices/read/", views.notices_mark_read, name="notices-mark-read"),
 ]

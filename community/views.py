@@ -5,8 +5,9 @@ from django.db import DatabaseError, connection
 from django.db.models import Count
 from django.http import HttpResponse, HttpResponseServerError
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from community import selectors
+from community import selectors, services
 
 
 def _has_staff_home(user) -> bool:
@@ -22,11 +23,33 @@ def home(request):
 @login_required
 def resident_home(request):
     residencies = list(selectors.residency_list_for_user(user=request.user))
+    unread = selectors.notice_list(user=request.user, unread_only=True)
     return render(
         request,
         "community/resident_home.html",
-        {"residencies": residencies, "has_staff_home": _has_staff_home(request.user)},
+        {
+            "residencies": residencies,
+            "has_staff_home": _has_staff_home(request.user),
+            "unread_notices": list(unread[:5]),
+            "unread_count": unread.count(),
+        },
     )
+
+
+@login_required
+def notices(request):
+    return render(
+        request,
+        "community/notices.html",
+        {"notices": selectors.notice_list(user=request.user)[:100]},
+    )
+
+
+@login_required
+@require_POST
+def notices_mark_read(request):
+    services.notice_mark_read(user=request.user)
+    return redirect("notices")
 
 
 @login_required
