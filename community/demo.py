@@ -27,6 +27,7 @@ from community.models import (
     RoleMembership,
     User,
 )
+from community.periods import Period
 from community.permissions import CENTRE_ADMIN_GROUP
 
 DEMO_PASSWORD = "linli2019"
@@ -46,8 +47,14 @@ ORGANISATIONS = [
 ]
 
 
+def default_demo_period() -> Period:
+    """The story's month: the last full month before today."""
+    return Period.current().previous()
+
+
 @dataclass
 class DemoWorld:
+    period: Period
     centre: Centre
     company: PropertyCompany
     committee: OwnersCommittee
@@ -78,12 +85,15 @@ def _account(username: str, display_name: str) -> User:
     return user
 
 
-def _membership(user: User, role: str, **scope) -> None:
-    RoleMembership.objects.get_or_create(user=user, role=role, **scope)
+def _membership(user: User, role: str, is_manager: bool = False, **scope) -> None:
+    RoleMembership.objects.get_or_create(
+        user=user, role=role, **scope, defaults={"is_manager": is_manager}
+    )
 
 
-def seed(world: DemoWorld | None = None) -> DemoWorld:
-    """The first part of the demo: nothing comes before it, so `world` is always None here."""
+def seed(world: DemoWorld | None = None, *, period: Period | None = None) -> DemoWorld:
+    """The first part of the demo: nothing comes before it, so `world` is always None here.
+    `period` is the story's month that later apps fill with activity."""
     centre, _ = Centre.objects.get_or_create(
         name="柯城区邻礼未来社区服务中心",
         defaults={"address": "浙江省衢州市柯城区信安街道", "phone": "0570-96811"},
@@ -159,11 +169,12 @@ def seed(world: DemoWorld | None = None) -> DemoWorld:
         centre_admin.save(update_fields=["is_staff"])
     centre_admin.groups.add(Group.objects.get(name=CENTRE_ADMIN_GROUP))
     _membership(centre_admin, Role.CENTRE_ADMIN, centre=centre)
-    _membership(accounts["staff"], Role.PROPERTY_STAFF, company=company)
+    _membership(accounts["staff"], Role.PROPERTY_STAFF, company=company, is_manager=True)
     _membership(accounts["inspector"], Role.ALLIANCE_INSPECTOR, organisation=organisations[0])
     _membership(accounts["committee"], Role.COMMITTEE_MEMBER, community=community)
 
     return DemoWorld(
+        period=period or default_demo_period(),
         centre=centre,
         company=company,
         committee=committee,

@@ -317,6 +317,14 @@ class RoleMembership(models.Model):
         related_name="memberships",
         verbose_name=_("community"),
     )
+    is_manager = models.BooleanField(
+        _("manager"),
+        default=False,
+        help_text=_(
+            "The person in charge for this scope (e.g. the company's manager, 负责人): "
+            "escalations go to them."
+        ),
+    )
     created_at = models.DateTimeField(_("granted at"), auto_now_add=True)
 
     class Meta:
