@@ -67,7 +67,7 @@ check: install
 	DEBUG=false SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
 	ALLOWED_HOSTS=linli.example.org DATABASE_URL=sqlite:///:memory: \
 	CELERY_BROKER_URL=redis://127.0.0.1:6379/0 CACHE_URL=rediscache://127.0.0.1:6379/1 \
-	EMAIL_URL=smtp+tls://linli:secret@smtp.example.org:587 \
+	EMAIL_URL=smtp+tls://linli:secret@smtp.example.org:587 SANDBOX_GATEWAY_SECRET=check-only \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 messages: install

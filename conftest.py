@@ -46,3 +46,19 @@ def as_user(api_client):
         return api_client
 
     return login
+
+
+@pytest.fixture(autouse=True)
+def _ledger_stays_sound(request):
+    """After every test that touched the database: every ledger transaction balances and every
+    cached account balance equals the sum of its postings (billing.selectors.ledger_problems)."""
+    yield
+    uses_db = {"db", "transactional_db", "django_db_setup"} & set(request.fixturenames) or (
+        request.node.get_closest_marker("django_db")
+    )
+    if not uses_db:
+        return
+    from billing.selectors import ledger_problems
+
+    problems = ledger_problems()
+    assert problems == [], f"ledger unsound after {request.node.nodeid}: {problems}"

@@ -20,6 +20,16 @@ CENTRE_ADMIN_PERMISSIONS = {
         "rolemembership": ["view", "add", "change", "delete"],
         "agreement": ["view", "add", "change"],
     },
+    # Money rows are read-only in admin; "add" on payout/refund opens the run and refund forms,
+    # "change" on bill allows waiving.
+    "billing": {
+        "bill": ["view", "change"],
+        "payment": ["view"],
+        "payout": ["view", "add"],
+        "refund": ["view", "add"],
+        "account": ["view"],
+        "ledgertransaction": ["view"],
+    },
 }
 
 

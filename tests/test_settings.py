@@ -20,11 +20,13 @@ PRODUCTION_ENV = {
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     "CACHE_URL": "rediscache://127.0.0.1:6379/1",
     "EMAIL_URL": "smtp+tls://linli:secret@smtp.example.org:587",
+    "SANDBOX_GATEWAY_SECRET": "sandbox-production-secret-for-the-check",
 }
 
 
 def run_django(code_or_args: list[str], env: dict) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV and k != "DEBUG"}
+    clean["SANDBOX_GATEWAY_SECRET"] = "sandbox-secret"
     clean["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     return subprocess.run(
         [sys.executable, *code_or_args],

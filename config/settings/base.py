@@ -97,6 +97,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_EMBEDDED_SQ
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Take SQLite's write lock when a transaction begins, so two writers queue instead of one
+    # failing mid-transaction ("database is locked") after reading stale values.
+    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "community.User"
@@ -214,7 +218,59 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" field: name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "BillStatusEnum": "billing.models.Bill.Status",
+        "PaymentStatusEnum": "billing.models.Payment.Status",
+        "RefundStatusEnum": "billing.models.Refund.Status",
+    },
 }
+
+# --- Payments -------------------------------------------------------------------------------
+# Gateways residents may pay through. The built-in sandbox behaves like a real gateway (pay page,
+# signed notification) and is what the demo and tests use; Alipay and WeChat Pay switch on when
+# listed here and their keys are set (see README).
+PAYMENT_GATEWAYS = env.list("PAYMENT_GATEWAYS", default=["sandbox"])
+SANDBOX_GATEWAY_SECRET = env.str(
+    "SANDBOX_GATEWAY_SECRET", default="sandbox-development-secret" if DEBUG else ""
+)
+if "sandbox" in PAYMENT_GATEWAYS and not SANDBOX_GATEWAY_SECRET:
+    raise ImproperlyConfigured("SANDBOX_GATEWAY_SECRET is required when the sandbox gateway is on.")
+# A payment the payer never completes frees its bills after this many minutes.
+PAYMENT_PENDING_MINUTES = env.int("PAYMENT_PENDING_MINUTES", default=30)
+# Public base URL of the site, for the gateways' notify and return URLs (no trailing slash).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# Alipay (支付宝), on when "alipay" is in PAYMENT_GATEWAYS. Keys: PEM text (a one-line value may
+# write newlines as \n), the path of a PEM file, or the bare base64 the Alipay open platform shows.
+ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
+ALIPAY_APP_PRIVATE_KEY = env.str("ALIPAY_APP_PRIVATE_KEY", default="", multiline=True)
+ALIPAY_PUBLIC_KEY = env.str("ALIPAY_PUBLIC_KEY", default="", multiline=True)
+ALIPAY_SANDBOX = env.bool("ALIPAY_SANDBOX", default=False)
+# WeChat Pay (微信支付) APIv3 in WeChat Pay public-key mode (微信支付公钥), on when "wechat" is in
+# PAYMENT_GATEWAYS. Keys as for Alipay.
+WECHATPAY_MCHID = env.str("WECHATPAY_MCHID", default="")
+WECHATPAY_APPID = env.str("WECHATPAY_APPID", default="")
+WECHATPAY_PRIVATE_KEY = env.str("WECHATPAY_PRIVATE_KEY", default="", multiline=True)
+WECHATPAY_CERT_SERIAL_NO = env.str("WECHATPAY_CERT_SERIAL_NO", default="")
+WECHATPAY_APIV3_KEY = env.str("WECHATPAY_APIV3_KEY", default="")
+WECHATPAY_PUBLIC_KEY = env.str("WECHATPAY_PUBLIC_KEY", default="", multiline=True)
+WECHATPAY_PUBLIC_KEY_ID = env.str("WECHATPAY_PUBLIC_KEY_ID", default="")
+WECHATPAY_TRADE_TYPE = env.str("WECHATPAY_TRADE_TYPE", default="native")  # or "h5"
+for _gateway, _required in {
+    "alipay": ["ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY"],
+    "wechat": [
+        "WECHATPAY_MCHID",
+        "WECHATPAY_APPID",
+        "WECHATPAY_PRIVATE_KEY",
+        "WECHATPAY_CERT_SERIAL_NO",
+        "WECHATPAY_APIV3_KEY",
+        "WECHATPAY_PUBLIC_KEY",
+        "WECHATPAY_PUBLIC_KEY_ID",
+    ],
+}.items():
+    _missing = [name for name in _required if not globals()[name]]
+    if _gateway in PAYMENT_GATEWAYS and _missing:
+        raise ImproperlyConfigured(f"{', '.join(_missing)} required when {_gateway} is on.")
 
 # --- Celery ---------------------------------------------------------------------------------
 # No broker configured: run tasks eagerly in the calling process (embedded default).
@@ -234,6 +290,26 @@ CELERY_BEAT_SCHEDULE = {
     "community-clear-expired-sessions": {
         "task": "community.tasks.clear_expired_sessions",
         "schedule": crontab(hour=3, minute=17),
+    },
+    "billing-generate-bills": {
+        "task": "billing.tasks.generate_bills",
+        "schedule": crontab(day_of_month=1, hour=1, minute=5),
+    },
+    "billing-mark-overdue": {
+        "task": "billing.tasks.mark_overdue_bills",
+        "schedule": crontab(hour=9, minute=0),
+    },
+    "billing-expire-stale-payments": {
+        "task": "billing.tasks.expire_stale_payments",
+        "schedule": crontab(minute="*/5"),
+    },
+    "billing-run-due-payouts": {
+        "task": "billing.tasks.run_due_payouts",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "billing-reconcile-settlements": {
+        "task": "billing.tasks.reconcile_settlements",
+        "schedule": crontab(hour=4, minute=10),
     },
 }
 

@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+os.environ.setdefault("SANDBOX_GATEWAY_SECRET", "test-sandbox-secret")
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import REST_FRAMEWORK

@@ -6,3 +6,12 @@ document.addEventListener("change", (event) => {
     field.form.submit();
   }
 });
+document.addEventListener("click", (event) => {
+  if (event.target instanceof Element && event.target.closest("[data-print]")) {
+    window.print();
+  }
+});
+// A payment page waiting for the gateway reloads itself until the answer is in.
+if (document.querySelector("[data-refresh-while-pending]")) {
+  setTimeout(() => window.location.reload(), 3000);
+}

@@ -1,0 +1,277 @@
+"""Reads for billing, scoped through community.selectors: a bill or payment outside the caller's
+scope simply is not in these querysets, so it answers 404."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Prefetch, QuerySet, Sum
+
+from billing.models import (
+    Account,
+    Bill,
+    LedgerTransaction,
+    Payment,
+    PaymentItem,
+    Payout,
+    Posting,
+    Refund,
+)
+from billing.money import ZERO, fen
+from community import selectors as community_selectors
+from community.models import Community, Role, User
+
+# Who may list bills and payments beyond their own: those who run the estate's money.
+BILLING_STAFF_ROLES = (Role.CENTRE_ADMIN, Role.PROPERTY_STAFF)
+
+
+def bill_list(*, user: User) -> QuerySet[Bill]:
+    households = community_selectors.household_list(
+        user=user, roles=[community_selectors.RESIDENT, *BILLING_STAFF_ROLES]
+    )
+    return (
+        Bill.objects.filter(household__in=households.values("pk"))
+        .select_related("household__building", "community")
+        .order_by("-period", "household_id")
+    )
+
+
+def payment_list(*, user: User) -> QuerySet[Payment]:
+    """The caller's own payments, plus every payment touching a community they administer."""
+    administered = community_selectors.community_list(user=user, roles=[Role.CENTRE_ADMIN])
+    own = Payment.objects.filter(payer=user)
+    if user.is_superuser:
+        scoped = Payment.objects.all()
+    else:
+        scoped = own | Payment.objects.filter(items__bill__community__in=administered.values("pk"))
+    return (
+        scoped.distinct()
+        .select_related("payer")
+        .prefetch_related(
+            Prefetch(
+                "items", queryset=PaymentItem.objects.select_related("bill__household__building")
+            )
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+def payment_get(*, user: User, payment_id) -> Payment:
+    return payment_list(user=user).get(pk=payment_id)
+
+
+def payment_get_for_admin(*, user: User, payment_id) -> Payment:
+    """A payment the user administers as a centre admin (refunds); others → 404."""
+    administered = community_selectors.community_list(user=user, roles=[Role.CENTRE_ADMIN])
+    qs = Payment.objects.all()
+    if not user.is_superuser:
+        qs = qs.filter(items__bill__community__in=administered.values("pk")).distinct()
+    return qs.get(pk=payment_id)
+
+
+@dataclass(frozen=True)
+class ItemWhereabouts:
+    """Where one bill's share of a payment is now. The parts add up to `amount`."""
+
+    bill: Bill
+    amount: Decimal
+    held_in_escrow: Decimal  # includes held_back
+    held_back: Decimal  # waiting for the month's scorecard
+    paid_to_company: Decimal
+    forfeited_to_fund: Decimal
+    refunded: Decimal
+
+
+def whereabouts(item: PaymentItem) -> ItemWhereabouts:
+    to_company = item.paid_out_to_company + item.released_to_company - item.refunded_from_company
+    held = item.amount - item.refunded_amount - to_company - item.forfeited_to_fund
+    return ItemWhereabouts(
+        bill=item.bill,
+        amount=item.amount,
+        held_in_escrow=held,
+        held_back=item.held_back,
+        paid_to_company=to_company,
+        forfeited_to_fund=item.forfeited_to_fund,
+        refunded=item.refunded_amount,
+    )
+
+
+@dataclass(frozen=True)
+class TrailStep:
+    at: object  # datetime, or None for a state that is still ongoing
+    kind: str  # received | paid_out | held_back | released | forfeited | refunded
+    bill: Bill
+    amount: Decimal
+    source: str  # ledger account key the money left
+    destination: str  # ledger account key (or "resident") the money went to
+
+
+def payment_trail(*, payment: Payment) -> dict:
+    """Where this payment's money is now, per bill, and every step that moved it there: received
+    from the gateway into escrow, paid out to the company, held back, released or forfeited to
+    the public fund, refunded. Amounts are this payment's own share of each step."""
+    items = list(
+        payment.items.select_related("bill__household__building", "payout").order_by("bill_id")
+    )
+    if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
+        return {"items": [], "steps": []}
+    by_bill = {item.bill_id: item for item in items}
+    releases = {
+        (p.community_id, p.period): p
+        for p in Payout.objects.filter(
+            kind=Payout.Kind.HOLDBACK_RELEASE,
+            community_id__in={item.bill.community_id for item in items},
+            period__in={item.payout.period for item in items if item.payout},
+        )
+    }
+    postings = (
+        Posting.objects.filter(transaction__payment=payment, bill_id__in=by_bill)
+        .select_related("account", "transaction")
+        .order_by("transaction__created_at", "pk")
+    )
+    clearing = f"clearing:{payment.gateway}"
+    steps = []
+    for posting in postings:
+        item = by_bill[posting.bill_id]
+        if posting.transaction.kind == LedgerTransaction.Kind.PAYMENT:
+            steps.append(
+                TrailStep(
+                    posting.transaction.created_at,
+                    "received",
+                    item.bill,
+                    -posting.amount,
+                    clearing,
+                    posting.account.key,
+                )
+            )
+    for item in items:
+        community_id = item.bill.community_id
+        if item.payout is not None:
+            steps.append(
+                TrailStep(
+                    item.payout.created_at,
+                    "paid_out",
+                    item.bill,
+                    item.paid_out_to_company,
+                    f"escrow:{community_id}",
+                    f"company_payable:{community_id}",
+                )
+            )
+            release = releases.get((community_id, item.payout.period))
+            if release is not None:
+                if item.released_to_company:
+                    steps.append(
+                        TrailStep(
+                            release.created_at,
+                            "released",
+                            item.bill,
+                            item.released_to_company,
+                            f"escrow:{community_id}",
+                            f"company_payable:{community_id}",
+                        )
+                    )
+                if item.forfeited_to_fund:
+                    steps.append(
+                        TrailStep(
+                            release.created_at,
+                            "forfeited",
+                            item.bill,
+                            item.forfeited_to_fund,
+                            f"escrow:{community_id}",
+                            f"public_fund:{community_id}",
+                        )
+                    )
+        if item.held_back:
+            steps.append(
+                TrailStep(
+                    None,
+                    "held_back",
+                    item.bill,
+                    item.held_back,
+                    f"escrow:{community_id}",
+                    f"escrow:{community_id}",
+                )
+            )
+    for posting in postings:
+        if posting.transaction.kind == LedgerTransaction.Kind.REFUND:
+            steps.append(
+                TrailStep(
+                    posting.transaction.created_at,
+                    "refunded",
+                    by_bill[posting.bill_id].bill,
+                    posting.amount,
+                    posting.account.key,
+                    "resident",
+                )
+            )
+    return {"items": [whereabouts(item) for item in items], "steps": steps}
+
+
+def escrow_summary(*, community: Community) -> dict[str, Decimal]:
+    """The community's money, explainable to any resident: held in escrow (of which `withheld`
+    waits for the scorecard), released to the company, forfeited to the public fund, refunded.
+    held + released + forfeited_to_fund + refunded = everything ever collected."""
+    balances = dict(Account.objects.filter(community=community).values_list("kind", "balance"))
+    refunded = Posting.objects.filter(
+        transaction__kind=LedgerTransaction.Kind.REFUND,
+        account__community=community,
+    ).aggregate(total=Sum("amount", default=ZERO))["total"]
+    withheld = PaymentItem.objects.filter(bill__community=community).aggregate(
+        total=Sum("held_back", default=ZERO)
+    )["total"]
+    # fen(): SQLite returns aggregates of decimals unquantized.
+    return {
+        "held": fen(-balances.get(Account.Kind.ESCROW, ZERO)),
+        "released": fen(-balances.get(Account.Kind.COMPANY_PAYABLE, ZERO)),
+        "withheld": fen(withheld),
+        "forfeited_to_fund": fen(-balances.get(Account.Kind.PUBLIC_FUND, ZERO)),
+        "refunded": fen(refunded),
+    }
+
+
+def refund_list(*, payment: Payment) -> QuerySet[Refund]:
+    return payment.refunds.order_by("created_at")
+
+
+def ledger_problems() -> list[str]:
+    """Every way the ledger could be wrong, recomputed from the postings: a transaction whose
+    postings do not sum to zero, one without postings, or an account whose cached balance
+    differs from its postings. Empty when the ledger is sound (`manage.py check_ledger`).
+
+    PostgreSQL sums numeric exactly, so it aggregates there; SQLite would sum as floating
+    point, so there the sums are made in Python with Decimal."""
+    if connection.vendor == "postgresql":
+        transaction_totals = dict(
+            LedgerTransaction.objects.annotate(total=Sum("postings__amount", default=ZERO))
+            .exclude(total=0)
+            .values_list("idempotency_key", "total")
+        )
+        account_totals = {
+            a.key: (a.balance, a.computed)
+            for a in Account.objects.annotate(computed=Sum("postings__amount", default=ZERO))
+        }
+    else:
+        by_transaction, by_account = defaultdict(lambda: ZERO), defaultdict(lambda: ZERO)
+        rows = Posting.objects.values_list("transaction__idempotency_key", "account_id", "amount")
+        for key, account_id, amount in rows.iterator(chunk_size=5000):
+            by_transaction[key] += amount
+            by_account[account_id] += amount
+        transaction_totals = {key: total for key, total in by_transaction.items() if total != 0}
+        account_totals = {
+            key: (balance, by_account[pk])
+            for pk, key, balance in Account.objects.values_list("pk", "key", "balance")
+        }
+    problems = [
+        f"transaction {key} does not balance: {total}" for key, total in transaction_totals.items()
+    ]
+    empty = LedgerTransaction.objects.filter(postings__isnull=True).values_list(
+        "idempotency_key", flat=True
+    )
+    problems += [f"transaction {key} has no postings" for key in empty]
+    problems += [
+        f"account {key}: balance {balance}, postings sum {computed}"
+        for key, (balance, computed) in account_totals.items()
+        if balance != computed
+    ]
+    return problems

@@ -1,0 +1,94 @@
+"""Billing's Celery jobs. Each takes ids or periods, calls one service, and is safe to run again:
+the services' unique constraints make a retry or a duplicate delivery a no-op."""
+
+import logging
+from datetime import date, timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from billing import services
+from billing.gateways import enabled_gateways
+from billing.gateways.base import NotificationRejected
+from billing.gateways.sandbox import notification_body, sign
+from billing.models import SandboxTrade
+from community.models import Agreement, Community
+from community.periods import Period
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def generate_bills(period: str | None = None) -> int:
+    """Monthly (1st, early morning): this month's bills for every household under an agreement.
+    A second run creates nothing (unique household + period)."""
+    return services.bill_generate_for_period(
+        period=Period.parse(period) if period else Period.current()
+    )
+
+
+@shared_task
+def mark_overdue_bills() -> int:
+    """Daily: mark bills past due and remind their residents (once per bill)."""
+    return services.bill_mark_overdue()
+
+
+@shared_task
+def expire_stale_payments() -> int:
+    """Every few minutes: ask the gateway about payments nobody completed in time, then complete
+    or expire them (freeing their bills)."""
+    return services.payment_expire_stale()
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
+def run_payout(community_id: int, period: str) -> int | None:
+    """Pay one community's finished month. One database transaction, guarded by a unique
+    constraint: a worker killed midway leaves nothing half-done, and the retry pays once."""
+    community = Community.objects.filter(pk=community_id).first()
+    if community is None:
+        return None
+    payout, _ = services.payout_run(community=community, period=Period.parse(period))
+    return payout.pk
+
+
+@shared_task
+def run_due_payouts() -> int:
+    """Daily: on each agreement's payout day, pay out the previous month of its community."""
+    today = timezone.localdate()
+    previous = Period.containing(today).previous()
+    due = Agreement.objects.filter(payout_day=today.day, effective_from__lte=previous.last_day)
+    count = 0
+    for community_id in due.values_list("community_id", flat=True).distinct():
+        run_payout.delay(community_id, str(previous))
+        count += 1
+    return count
+
+
+@shared_task
+def reconcile_settlements(day: str | None = None) -> int:
+    """Daily: compare yesterday's settlement of every gateway with the ledger."""
+    when = date.fromisoformat(day) if day else timezone.localdate() - timedelta(days=1)
+    problems = 0
+    for gateway in enabled_gateways():
+        problems += len(services.settlement_reconcile(gateway=gateway, day=when))
+    return problems
+
+
+@shared_task(bind=True, max_retries=10, default_retry_delay=5)
+def sandbox_deliver_notification(self, out_trade_no: str) -> str:
+    """The sandbox gateway's server-to-server notification. The sandbox lives inside the
+    portal, so instead of an HTTP request to itself it hands the signed body to the same handler
+    the notify endpoint uses; the signature is verified exactly as for an outside gateway. Like a
+    real gateway it retries when the portal does not acknowledge (e.g. not committed yet)."""
+    trade = SandboxTrade.objects.filter(out_trade_no=out_trade_no).first()
+    if trade is None or trade.status == "WAIT_BUYER_PAY":
+        return "nothing to send"
+    body = notification_body(trade)
+    try:
+        services.payment_notification_receive(
+            gateway="sandbox", body=body, headers={"X-Sandbox-Signature": sign(body)}
+        )
+    except NotificationRejected as exc:
+        logger.warning("sandbox notification for %s rejected: %s", out_trade_no, exc)
+        raise self.retry(exc=exc) from exc
+    return "delivered"

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from billing import api, views
+
+# Mounted under /api/v1/ by config/urls.py.
+api_urlpatterns = [
+    path("bills/", api.BillListView.as_view(), name="api-bill-list"),
+    path("bills/prepay/", api.BillPrepayView.as_view(), name="api-bill-prepay"),
+    path("payments/", api.PaymentCreateView.as_view(), name="api-payment-create"),
+    path("payments/notify/<str:gateway>/", api.PaymentNotifyView.as_view(), name="payment-notify"),
+    path("payments/<int:pk>/", api.PaymentDetailView.as_view(), name="api-payment-detail"),
+    path("payments/<int:pk>/cancel/", api.PaymentCancelView.as_view(), name="api-payment-cancel"),
+    path("payments/<int:pk>/refund/", api.PaymentRefundView.as_view(), name="api-payment-refund"),
+    path("payments/<int:pk>/trail/", api.PaymentTrailView.as_view(), name="api-payment-trail"),
+    path("communities/<int:pk>/escrow/", api.EscrowSummaryView.as_view(), name="api-escrow"),
+    path("payouts/run/", api.PayoutRunView.as_view(), name="api-payout-run"),
+]
+
+urlpatterns = [
+    path("bills/", views.bill_list, name="bill-list"),
+    path("bills/pay/", views.bill_pay, name="bill-pay"),
+    path("bills/prepay/", views.bill_prepay, name="bill-prepay"),
+    path("payments/<int:pk>/", views.payment_detail, name="payment-detail-page"),
+    path("payments/<int:pk>/receipt/", views.payment_receipt, name="payment-receipt"),
+    path("money/", views.money_whereabouts, name="money-whereabouts"),
+    # The sandbox gateway's own pay page (it would live on the gateway's site).
+    path("pay/sandbox/<str:out_trade_no>/", views.sandbox_pay, name="sandbox-pay"),
+]
