@@ -140,7 +140,7 @@ class Payment(models.Model):
         _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
     )
     failure_reason = models.CharField(_("failure reason"), max_length=100, blank=True)
-    pay_url = models.CharField(_("pay URL"), max_length=500, blank=True)
+    pay_url = models.TextField(_("pay URL"), blank=True)  # signed gateway URLs run long
     idempotency_key = models.CharField(max_length=100)
     request_fingerprint = models.CharField(max_length=64)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

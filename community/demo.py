@@ -166,6 +166,7 @@ def seed(world: DemoWorld | None = None, *, period: Period | None = None) -> Dem
     accounts = {
         "centre": _account("centre", "邻礼中心管理员"),
         "staff": _account("staff", "物业客服"),
+        "repairer": _account("repairer", "维修师傅"),
         "inspector": _account("inspector", "联盟督查员"),
         "committee": _account("committee", "业委会委员"),
     }
@@ -176,6 +177,7 @@ def seed(world: DemoWorld | None = None, *, period: Period | None = None) -> Dem
     centre_admin.groups.add(Group.objects.get(name=CENTRE_ADMIN_GROUP))
     _membership(centre_admin, Role.CENTRE_ADMIN, centre=centre)
     _membership(accounts["staff"], Role.PROPERTY_STAFF, company=company, is_manager=True)
+    _membership(accounts["repairer"], Role.PROPERTY_STAFF, company=company)
     _membership(accounts["inspector"], Role.ALLIANCE_INSPECTOR, organisation=organisations[0])
     _membership(accounts["committee"], Role.COMMITTEE_MEMBER, community=community)
 

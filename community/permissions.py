@@ -30,6 +30,12 @@ CENTRE_ADMIN_PERMISSIONS = {
         "account": ["view"],
         "ledgertransaction": ["view"],
     },
+    # Ticket categories (with their SLA hours) are the centre's to set; tickets are read-only
+    # in admin, their state moves only through repairs.services.
+    "repairs": {
+        "ticketcategory": ["view", "add", "change"],
+        "ticket": ["view"],
+    },
 }
 
 

@@ -6,16 +6,19 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from billing import urls as billing_urls
 from community import urls as community_urls
 from community.views import healthz
+from repairs import urls as repairs_urls
 
 api_v1 = [
     *community_urls.api_urlpatterns,
     *billing_urls.api_urlpatterns,
+    *repairs_urls.api_urlpatterns,
 ]
 
 urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("", include(community_urls.urlpatterns)),
     path("", include(billing_urls.urlpatterns)),
+    path("", include(repairs_urls.urlpatterns)),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

@@ -58,6 +58,7 @@ def test_demo_staff_accounts_hold_their_roles():
     assert roles == {
         "centre": Role.CENTRE_ADMIN,
         "staff": Role.PROPERTY_STAFF,
+        "repairer": Role.PROPERTY_STAFF,
         "inspector": Role.ALLIANCE_INSPECTOR,
         "committee": Role.COMMITTEE_MEMBER,
     }

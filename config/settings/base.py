@@ -223,6 +223,8 @@ SPECTACULAR_SETTINGS = {
         "BillStatusEnum": "billing.models.Bill.Status",
         "PaymentStatusEnum": "billing.models.Payment.Status",
         "RefundStatusEnum": "billing.models.Refund.Status",
+        "TicketKindEnum": "repairs.models.Kind",
+        "TicketStatusEnum": "repairs.models.Status",
     },
 }
 
@@ -272,6 +274,16 @@ for _gateway, _required in {
     if _gateway in PAYMENT_GATEWAYS and _missing:
         raise ImproperlyConfigured(f"{', '.join(_missing)} required when {_gateway} is on.")
 
+# --- Repairs (tickets) ----------------------------------------------------------------------
+# Largest photo a resident or staff member may attach to a ticket (bytes; 6 photos per ticket).
+REPAIRS_PHOTO_MAX_BYTES = env.int("REPAIRS_PHOTO_MAX_BYTES", default=8 * 1024 * 1024)
+# Days after its resolution during which the filer may reopen a ticket.
+REPAIRS_REOPEN_DAYS = env.int("REPAIRS_REOPEN_DAYS", default=7)
+# Minutes between two runs of the SLA check that escalates overdue tickets (Celery beat).
+REPAIRS_SLA_CHECK_MINUTES = env.int("REPAIRS_SLA_CHECK_MINUTES", default=5)
+# Seconds between two refreshes of the staff console's ticket queue in the browser.
+REPAIRS_QUEUE_REFRESH_SECONDS = env.int("REPAIRS_QUEUE_REFRESH_SECONDS", default=15)
+
 # --- Celery ---------------------------------------------------------------------------------
 # No broker configured: run tasks eagerly in the calling process (embedded default).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -310,6 +322,10 @@ CELERY_BEAT_SCHEDULE = {
     "billing-reconcile-settlements": {
         "task": "billing.tasks.reconcile_settlements",
         "schedule": crontab(hour=4, minute=10),
+    },
+    "repairs-escalate-overdue-tickets": {
+        "task": "repairs.tasks.escalate_overdue_tickets",
+        "schedule": REPAIRS_SLA_CHECK_MINUTES * 60.0,  # seconds
     },
 }
 

@@ -45,6 +45,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: {world.community.name}, {len(world.households)} households. "
-                "Accounts: centre, staff, inspector, committee, resident01…resident56."
+                "Accounts: centre, staff, repairer, inspector, committee, resident01…resident56."
             )
         )
