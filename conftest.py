@@ -62,3 +62,4 @@ def _ledger_stays_sound(request):
 
     problems = ledger_problems()
     assert problems == [], f"ledger unsound after {request.node.nodeid}: {problems}"
+

@@ -7,18 +7,27 @@ everywhere else; foreign-key choices are narrowed the same way so nothing can be
 another centre's estate.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 
 from community import selectors, services
 from community.models import (
+    Activity,
+    ActivityCheckin,
+    ActivitySignup,
     Agreement,
     AllianceOrganisation,
+    Announcement,
+    Ballot,
     Building,
     Centre,
     Community,
+    Consultation,
+    ConsultationOption,
     Household,
     Notice,
     OwnersCommittee,
@@ -294,3 +303,250 @@ class NoticeAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     date_hierarchy = "created_at"
     readonly_fields = ["user", "title", "body", "link", "created_at", "read_at"]
+
+
+# ==============================================================================================
+# Community life: announcements, activities, consultations. A centre admin works on their own
+# centre's rows. Sign-ups and check-ins are read-only here (their services keep the places and
+# the points events right); ballots are shown to superusers only, because who voted how belongs
+# to the committee alone (and only for a vote that is not secret: see the consultation pages).
+# ==============================================================================================
+
+
+@admin.register(Announcement)
+class AnnouncementAdmin(CentreScopedAdmin):
+    list_display = [
+        "title",
+        "source",
+        "community",
+        "centre",
+        "pinned",
+        "published_at",
+        "expires_at",
+        "author",
+    ]
+    list_filter = ["source", "pinned", "centre", "community"]
+    search_fields = ["title", "body"]
+    list_select_related = ["community", "centre", "author"]
+    date_hierarchy = "published_at"
+    readonly_fields = ["author", "created_at"]
+
+    def scope_filter(self, request) -> Q:
+        return Q(community__in=_admin_communities(request.user).values("pk")) | Q(
+            community__isnull=True, centre_id__in=_admin_centre_ids(request.user)
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.author = request.user
+        super().save_model(request, obj, form, change)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ActivitySignupInline(ReadOnlyInline):
+    model = ActivitySignup
+    fields = ["user", "created_at"]
+    readonly_fields = fields
+
+
+class ActivityCheckinInline(ReadOnlyInline):
+    model = ActivityCheckin
+    fk_name = "activity"
+    fields = ["user", "method", "hours", "checked_in_at", "recorded_by"]
+    readonly_fields = fields
+
+
+@admin.register(Activity)
+class ActivityAdmin(CentreScopedAdmin):
+    community_path = "community"
+    list_display = [
+        "title",
+        "kind",
+        "community",
+        "starts_at",
+        "place",
+        "signed_up",
+        "capacity",
+        "organiser",
+    ]
+    list_filter = ["kind", "community__centre", "community"]
+    search_fields = ["title", "place", "description"]
+    list_select_related = ["community", "organiser"]
+    date_hierarchy = "starts_at"
+    autocomplete_fields = ["organiser"]
+    readonly_fields = ["signed_up", "checkin_code", "created_at"]
+    inlines = [ActivitySignupInline, ActivityCheckinInline]
+
+    def save_model(self, request, obj, form, change):
+        # As activity_create does: volunteering without hours credits the session's length.
+        if not change and obj.kind == Activity.Kind.VOLUNTEERING and not obj.hours:
+            obj.hours = services.default_hours(obj.starts_at, obj.ends_at)
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ActivityCheckin)
+class ActivityCheckinAdmin(CentreScopedAdmin):
+    """Attendance and volunteering hours, to report on; recorded only through the services."""
+
+    community_path = "activity__community"
+    list_display = ["user", "activity", "method", "hours", "checked_in_at", "recorded_by"]
+    list_filter = ["method", "activity__kind", "activity__community"]
+    search_fields = ["user__username", "user__display_name", "activity__title"]
+    list_select_related = ["user", "activity", "recorded_by"]
+    date_hierarchy = "checked_in_at"
+    readonly_fields = ["activity", "user", "method", "hours", "checked_in_at", "recorded_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OptionFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        if len(kept) < services.MIN_OPTIONS:
+            raise ValidationError(_("A consultation needs at least two options."))
+        if sum(bool(data.get("approves")) for data in kept) > 1:
+            raise ValidationError(_("At most one option approves the proposal."))
+
+
+class ConsultationOptionInline(admin.TabularInline):
+    model = ConsultationOption
+    formset = OptionFormSet
+    fields = ["position", "label", "approves", "head_votes", "area_votes"]
+    readonly_fields = ["head_votes", "area_votes"]
+    extra = 0
+
+    def _open(self, obj) -> bool:
+        return obj is not None and obj.status_at() != Consultation.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None):
+        return not self._open(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return not self._open(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not self._open(obj) and super().has_delete_permission(request, obj)
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return 3 if obj is None else 0
+
+
+@admin.register(Consultation)
+class ConsultationAdmin(CentreScopedAdmin):
+    """Editable until it opens; from then on the question, the options and the rule are fixed."""
+
+    community_path = "community"
+    list_display = [
+        "title",
+        "community",
+        "opens_at",
+        "closes_at",
+        "status_label",
+        "secret_ballot",
+        "tallied_at",
+    ]
+    list_filter = ["community__centre", "community", "secret_ballot"]
+    search_fields = ["title", "description"]
+    list_select_related = ["community"]
+    date_hierarchy = "opens_at"
+    inlines = [ConsultationOptionInline]
+    actions = ["tally"]
+    fieldsets = (
+        (None, {"fields": ("community", "title", "description", "opens_at", "closes_at")}),
+        (
+            _("Rule"),
+            {
+                "fields": (
+                    ("approval_numerator", "approval_denominator", "approval_inclusive"),
+                    (
+                        "participation_numerator",
+                        "participation_denominator",
+                        "participation_inclusive",
+                    ),
+                    "secret_ballot",
+                ),
+                "description": _(
+                    "Defaults (民法典 第278条): at least 2/3 of the owners by households and by "
+                    "floor area take part; more than 1/2 of those taking part agree, by households "
+                    "and by area. Special matters: at least 3/4 agree."
+                ),
+            },
+        ),
+        (
+            _("Result"),
+            {"fields": ("tallied_at", "electorate_households", "electorate_area", "created_by")},
+        ),
+    )
+    result_fields = ["tallied_at", "electorate_households", "electorate_area", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status_at() != Consultation.Status.DRAFT:
+            return [f for fields in self.fieldsets for f in _flatten(fields[1]["fields"])]
+        return self.result_fields
+
+    @admin.display(description=_("status"))
+    def status_label(self, obj):
+        return obj.get_status_label()
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Tally the selected closed consultations"))
+    def tally(self, request, queryset):
+        done = services.consultation_tally_due(consultations=list(queryset))
+        self.message_user(
+            request, _("%(count)d consultation(s) tallied.") % {"count": done}, messages.SUCCESS
+        )
+
+
+def _flatten(fields) -> list[str]:
+    flat = []
+    for field in fields:
+        flat.extend(field if isinstance(field, tuple | list) else [field])
+    return flat
+
+
+@admin.register(Ballot)
+class BallotAdmin(admin.ModelAdmin):
+    """Read-only, superusers only (see the section comment)."""
+
+    list_display = ["consultation", "household", "option", "cast_by", "cast_at", "changed_at"]
+    list_filter = ["consultation"]
+    list_select_related = ["consultation", "household__building", "option", "cast_by"]
+    readonly_fields = list_display
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

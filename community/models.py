@@ -14,8 +14,10 @@ The money arrangement: a tri-party agreement (centre + committee + company) per 
 fee rate, the performance hold-back and the payout day. At most one is in force on any date.
 """
 
+import secrets
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
@@ -24,6 +26,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from community import tally
 
 
 class User(AbstractUser):
@@ -504,3 +508,530 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# ==============================================================================================
+# Community life (issue 7): announcements, activities and volunteering, consultations.
+# Who may post, organise, sign up and vote is decided in community.services; what each person
+# sees comes from community.selectors, like everything else in this app.
+# ==============================================================================================
+
+# --- Announcements (公告) ------------------------------------------------------------------------
+
+
+class Announcement(models.Model):
+    """A notice on the residents' board: from the centre, the company or the committee, to one
+    community or to every community of a centre. Pinned ones come first, then the newest; one
+    past its expiry leaves the board (admin keeps it). `centre` is always set (for a single
+    community it is that community's centre), so "which announcements may I see" is one query."""
+
+    class Source(models.TextChoices):
+        CENTRE = "centre", _("Linli centre")
+        COMPANY = "company", _("property company")
+        COMMITTEE = "committee", _("owners' committee")
+
+    centre = models.ForeignKey(
+        Centre, on_delete=models.PROTECT, related_name="announcements", verbose_name=_("centre")
+    )
+    community = models.ForeignKey(
+        Community,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="announcements",
+        verbose_name=_("community"),
+        help_text=_("Empty: every community of the centre."),
+    )
+    source = models.CharField(_("from"), max_length=10, choices=Source.choices)
+    author = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="announcements_posted",
+        verbose_name=_("posted by"),
+    )
+    title = models.CharField(_("title"), max_length=120)
+    body = models.TextField(_("text"), max_length=5000)
+    pinned = models.BooleanField(_("pinned"), default=False)
+    published_at = models.DateTimeField(_("published at"), default=timezone.now)
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Empty: stays until removed.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("announcement")
+        verbose_name_plural = _("announcements")
+        ordering = ["-pinned", "-published_at", "-pk"]
+        constraints = [
+            # Only the centre speaks to all of its communities at once.
+            models.CheckConstraint(
+                condition=Q(community__isnull=False) | Q(source="centre"),
+                name="announcement_centre_wide_only_from_centre",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__isnull=True) | Q(expires_at__gt=models.F("published_at")),
+                name="announcement_expires_after_publishing",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["community", "published_at"], name="announcement_community"),
+            models.Index(fields=["centre", "published_at"], name="announcement_centre"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        if self.community_id and self.centre_id and self.community.centre_id != self.centre_id:
+            raise ValidationError({"community": _("This community belongs to another centre.")})
+        if self.community_id is None and self.source and self.source != self.Source.CENTRE:
+            raise ValidationError(
+                {"community": _("Only the centre posts to all of its communities.")}
+            )
+        if self.expires_at and self.published_at and self.expires_at <= self.published_at:
+            raise ValidationError({"expires_at": _("It must expire after it is published.")})
+
+    @property
+    def publisher_name(self) -> str:
+        """Who speaks: the centre's, the company's or the committee's name."""
+        if self.source == self.Source.COMPANY and self.community_id:
+            return self.community.company.name
+        if self.source == self.Source.COMMITTEE and self.community_id:
+            committee = self.community.committee
+            return committee.name if committee else self.get_source_display()
+        return self.centre.name
+
+
+class AnnouncementRead(models.Model):
+    """That one person has read one announcement: the board marks the others as new."""
+
+    announcement = models.ForeignKey(
+        Announcement, on_delete=models.CASCADE, related_name="reads", verbose_name=_("announcement")
+    )
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="announcement_reads", verbose_name=_("user")
+    )
+    read_at = models.DateTimeField(_("read at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("announcement read")
+        verbose_name_plural = _("announcements read")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "announcement"], name="announcement_read_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.announcement}"
+
+
+# --- Activities and volunteering (社区活动, 公益活动) -------------------------------------------
+
+CHECKIN_CODE_DIGITS = 6
+
+
+def new_checkin_code() -> str:
+    """A random 6-digit code shown at the door (and in the organiser's QR code)."""
+    return f"{secrets.randbelow(10**CHECKIN_CODE_DIGITS):0{CHECKIN_CODE_DIGITS}d}"
+
+
+class Activity(models.Model):
+    """An event or a volunteering session in one community, organised by the centre or the
+    company. `signed_up` counts the places taken: only the sign-up services change it, under the
+    activity's row lock, and a check constraint keeps it within `capacity` whatever happens."""
+
+    class Kind(models.TextChoices):
+        EVENT = "event", _("community event")
+        VOLUNTEERING = "volunteering", _("volunteering")
+
+    community = models.ForeignKey(
+        Community, on_delete=models.PROTECT, related_name="activities", verbose_name=_("community")
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    title = models.CharField(_("title"), max_length=120)
+    description = models.TextField(_("description"), max_length=5000, blank=True)
+    place = models.CharField(_("place"), max_length=120)
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"))
+    capacity = models.PositiveIntegerField(
+        _("places"), validators=[MinValueValidator(1), MaxValueValidator(10000)]
+    )
+    signed_up = models.PositiveIntegerField(_("signed up"), default=0, editable=False)
+    hours = models.DecimalField(
+        _("hours per volunteer"),
+        max_digits=3,
+        decimal_places=1,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("24"))],
+        help_text=_(
+            "Volunteering: the hours credited to each volunteer who checks in with the code "
+            "(the organiser may record other hours). Events: 0."
+        ),
+    )
+    organiser = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        related_name="activities_organised",
+        verbose_name=_("organiser"),
+    )
+    checkin_code = models.CharField(
+        _("check-in code"), max_length=CHECKIN_CODE_DIGITS, default=new_checkin_code
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("activity")
+        verbose_name_plural = _("activities")
+        ordering = ["-starts_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="activity_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(capacity__gte=1) & Q(capacity__lte=10000),
+                name="activity_capacity_1_10000",
+            ),
+            # The backstop against overbooking, whatever a service or an admin does.
+            models.CheckConstraint(
+                condition=Q(signed_up__gte=0) & Q(signed_up__lte=models.F("capacity")),
+                name="activity_signed_up_within_capacity",
+            ),
+            models.CheckConstraint(
+                condition=(Q(hours__gte=0) & Q(hours__lte=24))
+                & (Q(kind="volunteering") | Q(hours=0)),
+                name="activity_hours_0_24_volunteering_only",
+            ),
+        ]
+        indexes = [models.Index(fields=["community", "starts_at"], name="activity_community")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        errors = {}
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = _("It must end after it starts.")
+        if self.capacity is not None and self.capacity < self.signed_up:
+            errors["capacity"] = _("%(count)d people have signed up already.") % {
+                "count": self.signed_up
+            }
+        if self.kind == self.Kind.EVENT and self.hours:
+            errors["hours"] = _("Events record attendance, not hours.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def places_left(self) -> int:
+        return max(self.capacity - self.signed_up, 0)
+
+
+class ActivitySignup(models.Model):
+    """A resident holds a place at an activity. Cancelling deletes the row (and frees the place)."""
+
+    activity = models.ForeignKey(
+        Activity, on_delete=models.CASCADE, related_name="signups", verbose_name=_("activity")
+    )
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="activity_signups", verbose_name=_("user")
+    )
+    created_at = models.DateTimeField(_("signed up at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("sign-up")
+        verbose_name_plural = _("sign-ups")
+        ordering = ["activity", "created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "user"], name="activity_signup_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.activity}"
+
+
+class ActivityCheckin(models.Model):
+    """A person was there: checked in once per activity, by the door code or by the organiser,
+    with the hours volunteered (0 for an event). Announced as `activity_checked_in`
+    (community/events.py); its id is the reference points/ awards against."""
+
+    class Method(models.TextChoices):
+        CODE = "code", _("check-in code")
+        ORGANISER = "organiser", _("by the organiser")
+
+    activity = models.ForeignKey(
+        Activity, on_delete=models.PROTECT, related_name="checkins", verbose_name=_("activity")
+    )
+    user = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="activity_checkins", verbose_name=_("user")
+    )
+    method = models.CharField(_("how"), max_length=10, choices=Method.choices)
+    hours = models.DecimalField(_("hours"), max_digits=3, decimal_places=1, default=Decimal("0"))
+    checked_in_at = models.DateTimeField(_("checked in at"), default=timezone.now)
+    recorded_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", verbose_name=_("recorded by")
+    )
+
+    class Meta:
+        verbose_name = _("check-in")
+        verbose_name_plural = _("check-ins")
+        ordering = ["activity", "checked_in_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "user"], name="activity_checkin_once"),
+            models.CheckConstraint(
+                condition=Q(hours__gte=0) & Q(hours__lte=24), name="activity_checkin_hours_0_24"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.activity}"
+
+
+# --- Consultations (协商共建) --------------------------------------------------------------------
+
+
+class Consultation(models.Model):
+    """A question put to one community's owners: a proposal with options, open between two times,
+    decided by a rule held on the row (shares as exact fractions; see community/tally.py).
+
+    The rule's defaults are the ordinary matters of 民法典 第278条: at least two thirds of the
+    owners by head and by floor area take part, and more than half of those taking part agree,
+    by head and by area. Each household is one head (one 专有部分) and votes once.
+
+    The result is frozen the first time it is read after closing (`tallied_at`): the option
+    counts and the electorate (every household of the community and their area) are stored, so a
+    later change to the register does not move a published result.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("not open yet")
+        OPEN = "open", _("open")
+        CLOSED = "closed", _("closed")
+
+    community = models.ForeignKey(
+        Community,
+        on_delete=models.PROTECT,
+        related_name="consultations",
+        verbose_name=_("community"),
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("proposal"), max_length=10000)
+    opens_at = models.DateTimeField(_("opens at"))
+    closes_at = models.DateTimeField(_("closes at"))
+    created_by = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="consultations_created",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # The rule. Approval is counted over the owners who took part; participation over all.
+    approval_numerator = models.PositiveSmallIntegerField(_("approval share: numerator"), default=1)
+    approval_denominator = models.PositiveSmallIntegerField(
+        _("approval share: denominator"),
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+    )
+    approval_inclusive = models.BooleanField(
+        _("approval: the share itself is enough"),
+        default=False,
+        help_text=_("Ticked: “at least” (以上); unticked: “more than” (过半数)."),
+    )
+    participation_numerator = models.PositiveSmallIntegerField(
+        _("participation share: numerator"), default=2
+    )
+    participation_denominator = models.PositiveSmallIntegerField(
+        _("participation share: denominator"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+    )
+    participation_inclusive = models.BooleanField(
+        _("participation: the share itself is enough"), default=True
+    )
+    secret_ballot = models.BooleanField(
+        _("secret ballot"),
+        default=True,
+        help_text=_("Unticked: the committee may see how each household voted, after closing."),
+    )
+    # Frozen result (see above).
+    tallied_at = models.DateTimeField(_("tallied at"), null=True, blank=True, editable=False)
+    electorate_households = models.PositiveIntegerField(
+        _("households in the community"), null=True, blank=True, editable=False
+    )
+    electorate_area = models.DecimalField(
+        _("floor area of the community (m²)"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        editable=False,
+    )
+
+    class Meta:
+        verbose_name = _("consultation")
+        verbose_name_plural = _("consultations")
+        ordering = ["-opens_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes_at__gt=models.F("opens_at")),
+                name="consultation_closes_after_opening",
+            ),
+            # Approval: a share of at least one half, and exactly one half only as "more than",
+            # so that at most one option can ever reach it.
+            models.CheckConstraint(
+                condition=Q(approval_numerator__lte=models.F("approval_denominator"))
+                & (
+                    Q(approval_denominator__lt=models.F("approval_numerator") * 2)
+                    | Q(
+                        approval_denominator=models.F("approval_numerator") * 2,
+                        approval_inclusive=False,
+                    )
+                ),
+                name="consultation_approval_share_half_to_one",
+            ),
+            models.CheckConstraint(
+                condition=Q(participation_numerator__lte=models.F("participation_denominator"))
+                & Q(participation_denominator__gte=1),
+                name="consultation_participation_share_0_1",
+            ),
+        ]
+        indexes = [models.Index(fields=["community", "opens_at"], name="consultation_community")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def status_at(self, now=None) -> "Consultation.Status":
+        now = now or timezone.now()
+        if now < self.opens_at:
+            return self.Status.DRAFT
+        if now < self.closes_at:
+            return self.Status.OPEN
+        return self.Status.CLOSED
+
+    @property
+    def status(self) -> "Consultation.Status":
+        return self.status_at()
+
+    def get_status_label(self, now=None) -> str:
+        return self.Status(self.status_at(now)).label
+
+    @property
+    def rule(self) -> tally.Rule:
+        return tally.Rule(
+            approval=tally.Threshold(
+                Fraction(self.approval_numerator, self.approval_denominator),
+                inclusive=self.approval_inclusive,
+            ),
+            participation=tally.Threshold(
+                Fraction(self.participation_numerator, self.participation_denominator),
+                inclusive=self.participation_inclusive,
+            ),
+        )
+
+    def clean(self) -> None:
+        errors = {}
+        if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
+            errors["closes_at"] = _("It must close after it opens.")
+        num, den = self.approval_numerator, self.approval_denominator
+        if (
+            num is not None
+            and den
+            and not (
+                num <= den and (2 * num > den or (2 * num == den and not self.approval_inclusive))
+            )
+        ):
+            errors["approval_numerator"] = _(
+                "Approval needs more than half, or a larger share, of those who took part."
+            )
+        num, den = self.participation_numerator, self.participation_denominator
+        if num is not None and den and num > den:
+            errors["participation_numerator"] = _("A share cannot be more than the whole.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ConsultationOption(models.Model):
+    """One answer on the ballot. At most one option `approves` the proposal (e.g. 同意): with one,
+    the proposal passes when that option reaches the rule; without (a choice between
+    alternatives), the option that reaches it is adopted. Counts are filled in at the tally."""
+
+    consultation = models.ForeignKey(
+        Consultation,
+        on_delete=models.CASCADE,
+        related_name="options",
+        verbose_name=_("consultation"),
+    )
+    label = models.CharField(_("option"), max_length=100)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    approves = models.BooleanField(
+        _("approves the proposal"),
+        default=False,
+        help_text=_("Tick the option that means “agree” (同意), if there is one."),
+    )
+    head_votes = models.PositiveIntegerField(_("households"), null=True, blank=True, editable=False)
+    area_votes = models.DecimalField(
+        _("floor area (m²)"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        editable=False,
+    )
+
+    class Meta:
+        verbose_name = _("option")
+        verbose_name_plural = _("options")
+        ordering = ["consultation", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consultation", "label"], name="consultation_option_label_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["consultation"],
+                condition=Q(approves=True),
+                name="consultation_one_approving_option",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Ballot(models.Model):
+    """A household's vote: one per household and consultation, cast by one of its owners of
+    record and changeable by any of them until closing (the change replaces the choice)."""
+
+    consultation = models.ForeignKey(
+        Consultation,
+        on_delete=models.PROTECT,
+        related_name="ballots",
+        verbose_name=_("consultation"),
+    )
+    household = models.ForeignKey(
+        Household, on_delete=models.PROTECT, related_name="ballots", verbose_name=_("household")
+    )
+    option = models.ForeignKey(
+        ConsultationOption,
+        on_delete=models.PROTECT,
+        related_name="ballots",
+        verbose_name=_("option"),
+    )
+    cast_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="ballots_cast", verbose_name=_("cast by")
+    )
+    cast_at = models.DateTimeField(_("cast at"), default=timezone.now)
+    changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ballot")
+        verbose_name_plural = _("ballots")
+        ordering = ["consultation", "household"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consultation", "household"], name="ballot_one_per_household"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.household} · {self.option}"

@@ -19,6 +19,14 @@ CENTRE_ADMIN_PERMISSIONS = {
         "residency": ["view", "add", "change", "delete"],
         "rolemembership": ["view", "add", "change", "delete"],
         "agreement": ["view", "add", "change"],
+        # Community life. Sign-ups and check-ins only through their services; ballots not at
+        # all (who voted how is the committee's to see, on the consultation's page).
+        "announcement": ["view", "add", "change", "delete"],
+        "activity": ["view", "add", "change"],
+        "activitysignup": ["view"],
+        "activitycheckin": ["view"],
+        "consultation": ["view", "add", "change"],
+        "consultationoption": ["view", "add", "change", "delete"],
     },
     # Money rows are read-only in admin; "add" on payout/refund opens the run and refund forms,
     # "change" on bill allows waiving.

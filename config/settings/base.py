@@ -225,6 +225,8 @@ SPECTACULAR_SETTINGS = {
         "RefundStatusEnum": "billing.models.Refund.Status",
         "TicketKindEnum": "repairs.models.Kind",
         "TicketStatusEnum": "repairs.models.Status",
+        "ActivityKindEnum": "community.models.Activity.Kind",
+        "ConsultationStatusEnum": "community.models.Consultation.Status",
     },
 }
 
