@@ -80,5 +80,10 @@ worker: install
 beat: install
 	$(VENV)/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule
 
+# Benchmarks run on PostgreSQL only and are not part of `make test` (they measure, not assert).
+bench: install
+	@test -n "$$DATABASE_URL" || { echo "make bench needs DATABASE_URL=postgres://..."; exit 1; }
+	$(PY) -m pytest -q -s bench/bench_dashboard.py
+
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache *.egg-info

@@ -37,6 +37,16 @@ def bill_list(*, user: User) -> QuerySet[Bill]:
     )
 
 
+def household_paid_for_period(*, household, period) -> bool:
+    """Has the household settled its bill for `period` (paid in full, or waived)? No bill yet,
+    or one unpaid or partly paid, is False. For alliance: only paying households rate a month."""
+    return Bill.objects.filter(
+        household=household,
+        period=str(period),
+        status__in=[Bill.Status.PAID, Bill.Status.WAIVED],
+    ).exists()
+
+
 def payment_list(*, user: User) -> QuerySet[Payment]:
     """The caller's own payments, plus every payment touching a community they administer."""
     administered = community_selectors.community_list(user=user, roles=[Role.CENTRE_ADMIN])

@@ -44,6 +44,15 @@ CENTRE_ADMIN_PERMISSIONS = {
         "ticketcategory": ["view", "add", "change"],
         "ticket": ["view"],
     },
+    # Ratings, inspections and scorecards are written by alliance.services; "change" on
+    # scorecard allows finalizing, recomputing and revising (every field stays read-only).
+    # The weights apply to every centre: a superuser edits them.
+    "alliance": {
+        "servicerating": ["view"],
+        "inspection": ["view"],
+        "scorecard": ["view", "change"],
+        "scoreweight": ["view"],
+    },
 }
 
 

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from alliance import urls as alliance_urls
 from billing import urls as billing_urls
 from community import urls as community_urls
 from community.views import healthz
@@ -12,6 +13,7 @@ api_v1 = [
     *community_urls.api_urlpatterns,
     *billing_urls.api_urlpatterns,
     *repairs_urls.api_urlpatterns,
+    *alliance_urls.api_urlpatterns,
 ]
 
 urlpatterns = [
@@ -19,6 +21,7 @@ urlpatterns = [
     path("", include(community_urls.urlpatterns)),
     path("", include(billing_urls.urlpatterns)),
     path("", include(repairs_urls.urlpatterns)),
+    path("", include(alliance_urls.urlpatterns)),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

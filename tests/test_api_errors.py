@@ -1,7 +1,7 @@
 """config.api maps what services raise onto the contract's status codes, never a 500."""
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
@@ -49,6 +49,11 @@ def test_an_object_outside_the_callers_scope_answers_404():
         (ValidationError({"area": ["must be positive"]}), 400, {"area": ["must be positive"]}),
         (ValidationError("bad period"), 400, {"detail": ["bad period"]}),
         (Conflict("bill already paid"), 409, {"detail": "bill already paid"}),
+        (
+            PermissionDenied("this household has not paid"),
+            403,
+            {"detail": "this household has not paid"},
+        ),
     ],
 )
 def test_service_errors_map_to_client_errors(error, status, body):

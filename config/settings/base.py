@@ -286,6 +286,16 @@ REPAIRS_SLA_CHECK_MINUTES = env.int("REPAIRS_SLA_CHECK_MINUTES", default=5)
 # Seconds between two refreshes of the staff console's ticket queue in the browser.
 REPAIRS_QUEUE_REFRESH_SECONDS = env.int("REPAIRS_QUEUE_REFRESH_SECONDS", default=15)
 
+# --- Alliance (ratings, inspections, scorecards) --------------------------------------------
+# Day of the month (1–28) from which the daily job finalizes the previous month's scorecards and
+# releases their hold-back. After the agreements' payout day: a month not yet paid out is tried
+# again the next day.
+ALLIANCE_FINALIZE_DAY = env.int("ALLIANCE_FINALIZE_DAY", default=10)
+if not 1 <= ALLIANCE_FINALIZE_DAY <= 28:
+    raise ImproperlyConfigured("ALLIANCE_FINALIZE_DAY must be a day from 1 to 28.")
+# Seconds between two refreshes of the staff's ratings page in the browser.
+ALLIANCE_RATINGS_REFRESH_SECONDS = env.int("ALLIANCE_RATINGS_REFRESH_SECONDS", default=30)
+
 # --- Celery ---------------------------------------------------------------------------------
 # No broker configured: run tasks eagerly in the calling process (embedded default).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -328,6 +338,15 @@ CELERY_BEAT_SCHEDULE = {
     "repairs-escalate-overdue-tickets": {
         "task": "repairs.tasks.escalate_overdue_tickets",
         "schedule": REPAIRS_SLA_CHECK_MINUTES * 60.0,  # seconds
+    },
+    "alliance-refresh-scorecard-drafts": {
+        "task": "alliance.tasks.refresh_drafts",
+        "schedule": crontab(hour=1, minute=40),
+    },
+    # Daily, after billing's payouts (02:30): acts from ALLIANCE_FINALIZE_DAY on, and catches up.
+    "alliance-finalize-scorecards": {
+        "task": "alliance.tasks.finalize_due_scorecards",
+        "schedule": crontab(hour=3, minute=20),
     },
 }
 
