@@ -63,3 +63,19 @@ def _ledger_stays_sound(request):
     problems = ledger_problems()
     assert problems == [], f"ledger unsound after {request.node.nodeid}: {problems}"
 
+
+@pytest.fixture(autouse=True)
+def _points_stay_sound(request):
+    """After every test that touched the database: every points balance equals the sum of its
+    entries and every redemption has exactly its debit (and refund) (points.selectors
+    .points_problems, what `manage.py check_points` runs)."""
+    yield
+    uses_db = {"db", "transactional_db", "django_db_setup"} & set(request.fixturenames) or (
+        request.node.get_closest_marker("django_db")
+    )
+    if not uses_db:
+        return
+    from points.selectors import points_problems
+
+    problems = points_problems()
+    assert problems == [], f"points unsound after {request.node.nodeid}: {problems}"

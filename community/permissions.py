@@ -53,6 +53,16 @@ CENTRE_ADMIN_PERMISSIONS = {
         "scorecard": ["view", "change"],
         "scoreweight": ["view"],
     },
+    # Earning rules and the rewards catalogue are the centre's to set; points entries and
+    # balances are read-only (they move only through points.services); "change" on redemption
+    # allows the cancel and mark-as-used actions.
+    "points": {
+        "rule": ["view", "add", "change"],
+        "reward": ["view", "add", "change"],
+        "redemption": ["view", "change"],
+        "entry": ["view"],
+        "balance": ["view"],
+    },
 }
 
 

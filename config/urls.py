@@ -7,6 +7,7 @@ from alliance import urls as alliance_urls
 from billing import urls as billing_urls
 from community import urls as community_urls
 from community.views import healthz
+from points import urls as points_urls
 from repairs import urls as repairs_urls
 
 api_v1 = [
@@ -14,6 +15,7 @@ api_v1 = [
     *billing_urls.api_urlpatterns,
     *repairs_urls.api_urlpatterns,
     *alliance_urls.api_urlpatterns,
+    *points_urls.api_urlpatterns,
 ]
 
 urlpatterns = [
@@ -22,6 +24,7 @@ urlpatterns = [
     path("", include(billing_urls.urlpatterns)),
     path("", include(repairs_urls.urlpatterns)),
     path("", include(alliance_urls.urlpatterns)),
+    path("", include(points_urls.urlpatterns)),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

@@ -6,3 +6,8 @@ class PointsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "points"
     verbose_name = _("Points")
+
+    def ready(self) -> None:
+        from points import receivers
+
+        receivers.connect()

@@ -227,6 +227,9 @@ SPECTACULAR_SETTINGS = {
         "TicketStatusEnum": "repairs.models.Status",
         "ActivityKindEnum": "community.models.Activity.Kind",
         "ConsultationStatusEnum": "community.models.Consultation.Status",
+        "PointsCurrencyEnum": "points.models.Currency",
+        "PointsEntryKindEnum": "points.models.Entry.Kind",
+        "RedemptionStatusEnum": "points.models.Redemption.Status",
     },
 }
 
