@@ -102,3 +102,17 @@ def test_api_clients_choose_their_language_with_accept_language(api_client):
     assert response["Content-Language"] == "en"
     response = api_client.get("/api/v1/me/", HTTP_ACCEPT_LANGUAGE="zh-CN")
     assert response["Content-Language"] == "zh-hans"
+
+
+def test_staff_home_offers_each_role_its_own_pages(client):
+    community = CommunityFactory()
+    staff = member(Role.PROPERTY_STAFF, company=community.company)
+    admin = member(Role.CENTRE_ADMIN, centre=community.centre)
+    client.force_login(staff)
+    html = client.get(reverse("staff-home")).content.decode()
+    assert reverse("repairs-queue") in html and reverse("dashboard-company") in html
+    assert reverse("dashboard-centre") not in html
+    client.force_login(admin)
+    html = client.get(reverse("staff-home")).content.decode()
+    assert reverse("dashboard-centre") in html
+    assert reverse("dashboard-company") not in html
