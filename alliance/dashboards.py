@@ -368,8 +368,9 @@ def _download(request, *, fmt: str, name: str, headers: list[str], rows: list[li
         sheet.title = name[:31]
         sheet.append(headers)
         for row in rows:
-            # Decimals as exact text would not sum in Excel; as numbers they do (2 or 4 places).
-            sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+            # openpyxl writes a Decimal as a numeric cell from its exact text (no float on our
+            # side), so Excel can sum it.
+            sheet.append(list(row))
         out = io.BytesIO()
         book.save(out)
         response = HttpResponse(
