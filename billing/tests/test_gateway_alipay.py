@@ -13,7 +13,7 @@ from urllib.error import URLError
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -26,27 +26,7 @@ from billing.gateways.base import (
     SettlementLine,
     TradeStatus,
 )
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
+from billing.tests.keys import new_key, private_pem, public_pem
 
 APP_KEY = new_key()  # ours: signs requests
 ALIPAY_KEY = new_key()  # Alipay's: signs notifications and answers

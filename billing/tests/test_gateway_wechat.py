@@ -16,7 +16,7 @@ from unittest import mock
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.exceptions import ImproperlyConfigured
@@ -31,27 +31,7 @@ from billing.gateways.base import (
     TradeStatus,
 )
 from billing.gateways.wechat import WechatPayGateway
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
+from billing.tests.keys import new_key, private_pem, public_pem
 
 MERCHANT_KEY = new_key()  # ours: the merchant API key that signs requests
 PLATFORM_KEY = new_key()  # WeChat Pay's: the private half of the WeChat Pay public key
