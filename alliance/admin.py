@@ -9,11 +9,12 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from rest_framework.exceptions import APIException
 
 from alliance import services
 from alliance.models import Inspection, Scorecard, ScoreWeight, ServiceRating
+from billing.money import money_text
 from community.admin import CentreScopedAdmin
 from community.periods import Period
 
@@ -149,14 +150,14 @@ class ScorecardAdmin(CentreScopedAdmin):
                 self.message_user(
                     request,
                     _(
-                        "%(card)s finalized at %(score)s: %(to_company)s yuan to the company, "
-                        "%(to_fund)s yuan to the public fund."
+                        "%(card)s finalized at %(score)s: %(to_company)s to the company, "
+                        "%(to_fund)s to the public fund."
                     )
                     % {
                         "card": final,
                         "score": final.score,
-                        "to_company": final.released_to_company,
-                        "to_fund": final.forfeited_to_fund,
+                        "to_company": money_text(final.released_to_company),
+                        "to_fund": money_text(final.forfeited_to_fund),
                     },
                 )
             else:
@@ -174,7 +175,11 @@ class ScorecardAdmin(CentreScopedAdmin):
                 self.message_user(request, f"{card}: {_problem(exc)}", messages.ERROR)
             else:
                 count += 1
-        self.message_user(request, _("%(count)s drafts recomputed.") % {"count": count})
+        self.message_user(
+            request,
+            ngettext("%(count)s draft recomputed.", "%(count)s drafts recomputed.", count)
+            % {"count": count},
+        )
 
     def get_urls(self):
         return [

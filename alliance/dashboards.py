@@ -22,8 +22,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from alliance import kpis, selectors
 from alliance.kpi_api import may_read_kpis
@@ -37,23 +38,24 @@ from community.periods import Period
 TREND_MONTHS = 12
 HUNDRED = Decimal(100)
 
-# Column key -> (Chinese header, English header). Exports are read by the centre's staff in
-# Excel, hence Chinese headers by default; ?headers=en gives the English ones.
+# Column key -> header. Exports are read by the centre's staff in Excel, hence Chinese headers
+# (and statuses) by default whatever the page's language; ?headers=en gives the English ones.
+# Their own context: an accountant's column names, shorter than the page's.
 CENTRE_COLUMNS = {
-    "community": ("小区", "Community"),
-    "households": ("户数", "Households"),
-    "bills_due": ("应缴账单", "Bills due"),
-    "bills_paid": ("已缴账单", "Bills paid"),
-    "collection_rate": ("缴费率", "Collection rate"),
-    "held": ("托管余额", "Held in escrow"),
-    "withheld": ("其中暂扣", "Of which withheld"),
-    "released": ("已拨付物业", "Released to company"),
-    "open": ("未办结工单", "Open tickets"),
-    "overdue": ("超时工单", "Overdue tickets"),
-    "tickets_total": ("报事报修", "Tickets"),
-    "handling_rate": ("处理率", "Handling rate"),
-    "satisfaction_rate": ("满意率", "Satisfaction rate"),
-    "score": ("考评得分", "Score"),
+    "community": pgettext_lazy("export column", "Community"),
+    "households": pgettext_lazy("export column", "Households"),
+    "bills_due": pgettext_lazy("export column", "Bills due"),
+    "bills_paid": pgettext_lazy("export column", "Bills paid"),
+    "collection_rate": pgettext_lazy("export column", "Collection rate"),
+    "held": pgettext_lazy("export column", "Escrow balance"),
+    "withheld": pgettext_lazy("export column", "Of which withheld"),
+    "released": pgettext_lazy("export column", "Released to company"),
+    "open": pgettext_lazy("export column", "Open tickets"),
+    "overdue": pgettext_lazy("export column", "Overdue tickets"),
+    "tickets_total": pgettext_lazy("export column", "Tickets"),
+    "handling_rate": pgettext_lazy("export column", "Handling rate"),
+    "satisfaction_rate": pgettext_lazy("export column", "Satisfaction rate"),
+    "score": pgettext_lazy("export column", "Score"),
 }
 SORTABLE = set(CENTRE_COLUMNS)
 # The page's column headers, in the reader's language.
@@ -74,18 +76,18 @@ PAGE_COLUMNS = {
     "score": gettext_lazy("Scorecard score"),
 }
 BILL_COLUMNS = {
-    "community": ("小区", "Community"),
-    "household": ("房号", "Household"),
-    "period": ("账期", "Period"),
-    "amount": ("应收金额", "Amount due"),
-    "status": ("状态", "Status"),
-    "collected": ("实收金额", "Collected"),
-    "held_in_escrow": ("托管中", "Held in escrow"),
-    "held_back": ("其中暂扣", "Of which withheld"),
-    "paid_to_company": ("已付物业", "Paid to company"),
-    "forfeited_to_fund": ("转入公共基金", "Forfeited to public fund"),
-    "refunded": ("已退款", "Refunded"),
-    "payments": ("支付单号", "Payments"),
+    "community": pgettext_lazy("export column", "Community"),
+    "household": pgettext_lazy("export column", "Household"),
+    "period": pgettext_lazy("export column", "Period"),
+    "amount": pgettext_lazy("export column", "Amount due"),
+    "status": pgettext_lazy("export column", "Status"),
+    "collected": pgettext_lazy("export column", "Collected"),
+    "held_in_escrow": pgettext_lazy("export column", "Held in escrow"),
+    "held_back": pgettext_lazy("export column", "Of which withheld"),
+    "paid_to_company": pgettext_lazy("export column", "Paid to company"),
+    "forfeited_to_fund": pgettext_lazy("export column", "Forfeited to public fund"),
+    "refunded": pgettext_lazy("export column", "Refunded"),
+    "payments": pgettext_lazy("export column", "Payments"),
 }
 MONEY_COLUMNS = (
     "amount",
@@ -344,9 +346,12 @@ def company(request):
 # --- exports ----------------------------------------------------------------------------------
 
 
-def _headers(request, columns: dict) -> list[str]:
-    english = request.GET.get("headers") == "en"
-    return [labels[1] if english else labels[0] for labels in columns.values()]
+def _export_language(request) -> str:
+    return "en" if request.GET.get("headers") == "en" else "zh-hans"
+
+
+def _headers(columns: dict) -> list[str]:
+    return [str(label) for label in columns.values()]
 
 
 EXPORT_FORMATS = ("csv", "xlsx")
@@ -392,13 +397,9 @@ def centre_export(request, fmt: str):
     communities = _centre_communities(request.user)
     table = centre_table(communities=communities, period=period)
     rows = [[row[key] for key in CENTRE_COLUMNS] for row in table["rows"]]
-    return _download(
-        request,
-        fmt=fmt,
-        name=f"centre-{period}",
-        headers=_headers(request, CENTRE_COLUMNS),
-        rows=rows,
-    )
+    with translation.override(_export_language(request)):
+        headers = _headers(CENTRE_COLUMNS)
+    return _download(request, fmt=fmt, name=f"centre-{period}", headers=headers, rows=rows)
 
 
 def bill_rows(*, communities: list[Community], period: Period) -> list[dict]:
@@ -452,11 +453,11 @@ def bills_export(request, fmt: str):
     except BadPeriod:
         return HttpResponseBadRequest(_("Use the form YYYY-MM."))
     communities = _centre_communities(request.user)
-    rows = bill_rows(communities=communities, period=period)
+    with translation.override(_export_language(request)):  # the statuses too
+        rows = bill_rows(communities=communities, period=period)
+        headers = _headers(BILL_COLUMNS)
+        totals = [pgettext("export column", "Total")] + [""] * (len(BILL_COLUMNS) - 1)
     table = [[row[key] for key in BILL_COLUMNS] for row in rows]
-    totals = ["合计" if request.GET.get("headers") != "en" else "Total"] + [""] * (
-        len(BILL_COLUMNS) - 1
-    )
     keys = list(BILL_COLUMNS)
     for key in MONEY_COLUMNS:
         totals[keys.index(key)] = sum((row[key] for row in rows), ZERO)
@@ -465,6 +466,6 @@ def bills_export(request, fmt: str):
         request,
         fmt=fmt,
         name=f"bills-{period}",
-        headers=_headers(request, BILL_COLUMNS),
+        headers=headers,
         rows=table,
     )

@@ -61,7 +61,7 @@ class ServiceRating(models.Model):
         related_name="service_ratings",
         verbose_name=_("community"),
     )
-    period = models.CharField(_("period"), max_length=7, help_text="YYYY-MM")
+    period = models.CharField(_("period"), max_length=7, help_text=_("YYYY-MM"))
     rated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -110,7 +110,7 @@ class Inspection(models.Model):
     community = models.ForeignKey(
         Community, on_delete=models.PROTECT, related_name="inspections", verbose_name=_("community")
     )
-    period = models.CharField(_("period"), max_length=7, help_text="YYYY-MM")
+    period = models.CharField(_("period"), max_length=7, help_text=_("YYYY-MM"))
     inspector = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -220,7 +220,7 @@ class Scorecard(models.Model):
     community = models.ForeignKey(
         Community, on_delete=models.PROTECT, related_name="scorecards", verbose_name=_("community")
     )
-    period = models.CharField(_("period"), max_length=7, help_text="YYYY-MM")
+    period = models.CharField(_("period"), max_length=7, help_text=_("YYYY-MM"))
     revision = models.PositiveSmallIntegerField(_("revision"), default=1)
     is_current = models.BooleanField(_("current"), default=True)
     # The five components, 0–1 with 4 decimals; NULL when the month has no data for it.

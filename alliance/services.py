@@ -26,6 +26,7 @@ from alliance import events, selectors
 from alliance.models import DIMENSIONS, Inspection, Scorecard, ServiceRating
 from billing import selectors as billing_selectors
 from billing import services as billing_services
+from billing.money import money_text
 from community import selectors as community_selectors
 from community.models import Community, User
 from community.periods import Period
@@ -401,7 +402,7 @@ def scorecard_revise(
             body=_(
                 "Revision %(revision)s changes the score from %(old)s to %(new)s. Reason: "
                 "%(reason)s\nThe month's hold-back was released once, at score %(released)s "
-                "(%(to_company)s yuan to the company, %(to_fund)s yuan to the public fund); "
+                "(%(to_company)s to the company, %(to_fund)s to the public fund); "
                 "this revision moves no money. Settle any difference with the company by "
                 "agreement."
             )
@@ -411,8 +412,8 @@ def scorecard_revise(
                 "new": card.score,
                 "reason": reason,
                 "released": first.score,
-                "to_company": first.released_to_company,
-                "to_fund": first.forfeited_to_fund,
+                "to_company": money_text(first.released_to_company),
+                "to_fund": money_text(first.forfeited_to_fund),
             },
             key=f"scorecard-revised:{card.pk}",
             link=reverse("alliance-scorecard", args=[community.pk]) + f"?period={period}",

@@ -4,6 +4,8 @@ half-up exactly once, where an amount is computed."""
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils import formats
+
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
 
@@ -25,3 +27,13 @@ def split(total: Decimal, share: Decimal) -> tuple[Decimal, Decimal]:
     rest taking the difference, so the two always add up to `total` exactly."""
     part = fen(total * share)
     return part, total - part
+
+
+def money_text(amount: Decimal | int | str | None) -> str:
+    """An amount as the reader's language writes money, to the fen: "¥1,234.50" (zh-hans and en
+    both group by thousands, see config/formats), "-¥12.00" when negative; "" for no amount.
+    Exact all the way: Django's number_format formats a Decimal without a float."""
+    if amount is None or amount == "":
+        return ""
+    text = formats.number_format(fen(amount), 2, use_l10n=True, force_grouping=True)
+    return f"-¥{text[1:]}" if text.startswith("-") else f"¥{text}"

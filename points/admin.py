@@ -6,7 +6,7 @@ centre; rules are the same for every centre."""
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from rest_framework.exceptions import APIException
 
 from community.models import AllianceOrganisation, Centre, Role, RoleMembership
@@ -140,7 +140,11 @@ class RedemptionAdmin(CentreScoped, admin.ModelAdmin):
                 done += 1
             except APIException as exc:
                 self.message_user(request, f"{redemption}: {exc.detail}", messages.ERROR)
-        self.message_user(request, _("%(count)s redemptions cancelled.") % {"count": done})
+        self.message_user(
+            request,
+            ngettext("%(count)s redemption cancelled.", "%(count)s redemptions cancelled.", done)
+            % {"count": done},
+        )
 
     @admin.action(
         description=gettext_lazy("Mark the selected codes as used"), permissions=["change"]
@@ -159,7 +163,11 @@ class RedemptionAdmin(CentreScoped, admin.ModelAdmin):
                 )
             except APIException as exc:
                 self.message_user(request, f"{redemption}: {exc.detail}", messages.ERROR)
-        self.message_user(request, _("%(count)s codes marked as used.") % {"count": done})
+        self.message_user(
+            request,
+            ngettext("%(count)s code marked as used.", "%(count)s codes marked as used.", done)
+            % {"count": done},
+        )
 
 
 class HolderScoped:

@@ -244,7 +244,7 @@ class Entry(models.Model):
     # Language-neutral particulars shown with the reason: a period, hours, a reward's name.
     detail = models.CharField(_("detail"), max_length=100, blank=True)
     occurred_at = models.DateTimeField(_("occurred at"))
-    period = models.CharField(_("month"), max_length=7, help_text="YYYY-MM of occurred_at")
+    period = models.CharField(_("month"), max_length=7, help_text=_("YYYY-MM of occurred_at"))
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
@@ -275,11 +275,11 @@ class Entry(models.Model):
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
-            raise ValidationError("Points entries are append-only: add a reversing entry.")
+            raise ValidationError(_("Points entries are append-only: add a reversing entry."))
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise ValidationError("Points entries are append-only: add a reversing entry.")
+        raise ValidationError(_("Points entries are append-only: add a reversing entry."))
 
     @property
     def reason(self) -> str:

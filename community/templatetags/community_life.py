@@ -18,9 +18,10 @@ def percent(share: Decimal | None) -> str:
 
 @register.simple_tag
 def time_span(starts_at, ends_at) -> str:
-    """ "2026-10-10 08:30–11:30", with the end's date as well when it ends on another day."""
-    start, end = (
-        formats.date_format(timezone.localtime(moment), "Y-m-d H:i")
-        for moment in (starts_at, ends_at)
-    )
-    return f"{start}–{end[11:]}" if start[:10] == end[:10] else f"{start} – {end}"
+    """In the reader's formats: "2026年10月10日 08:30–11:30" / "Oct. 10, 2026, 8:30 a.m.–11:30
+    a.m.", with the end's date as well when it ends on another day."""
+    start, end = (timezone.localtime(moment) for moment in (starts_at, ends_at))
+    start_text = formats.date_format(start, "DATETIME_FORMAT")
+    if start.date() == end.date():
+        return f"{start_text}–{formats.time_format(end)}"
+    return f"{start_text} – {formats.date_format(end, 'DATETIME_FORMAT')}"

@@ -80,7 +80,7 @@ def test_cancelling_from_the_admin_returns_points_and_stock(estate, admin_client
         {"action": "cancel", "_selected_action": [redemption.pk]},
         follow=True,
     )
-    assert "1 redemptions cancelled." in response.content.decode()
+    assert "1 redemption cancelled." in response.content.decode()
     redemption.refresh_from_db()
     assert redemption.status == Redemption.Status.CANCELLED
     assert contribution(estate.alice) == 10
