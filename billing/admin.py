@@ -11,7 +11,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from rest_framework.exceptions import APIException
 
 from billing import services
@@ -25,6 +25,7 @@ from billing.models import (
     Posting,
     Refund,
 )
+from billing.money import money_text
 from community import selectors as community_selectors
 from community.models import Community, Role
 from community.periods import Period
@@ -85,7 +86,11 @@ class BillAdmin(CommunityScopedReadOnly):
                 waived += 1
             except APIException as exc:
                 self.message_user(request, f"{bill}: {exc.detail}", messages.ERROR)
-        self.message_user(request, _("%(count)s bills waived.") % {"count": waived})
+        self.message_user(
+            request,
+            ngettext("%(count)s bill waived.", "%(count)s bills waived.", waived)
+            % {"count": waived},
+        )
 
     def has_change_permission(self, request, obj=None):
         # Needed for the waive action; the form itself shows every field read-only.
@@ -190,7 +195,7 @@ class PaymentAdmin(ReadOnlyAdmin):
                 form.add_error(None, getattr(exc, "detail", None) or " ".join(exc.messages))
             else:
                 messages.success(
-                    request, _("Refunded %(amount)s yuan.") % {"amount": refund.amount}
+                    request, _("Refunded %(amount)s.") % {"amount": money_text(refund.amount)}
                 )
                 return redirect("admin:billing_payment_change", payment.pk)
         return render(
@@ -263,8 +268,11 @@ class PayoutAdmin(CommunityScopedReadOnly):
                 if created:
                     messages.success(
                         request,
-                        _("Paid %(amount)s yuan to the company; %(held)s held back.")
-                        % {"amount": payout.to_company, "held": payout.held_back},
+                        _("Paid %(amount)s to the company; %(held)s held back.")
+                        % {
+                            "amount": money_text(payout.to_company),
+                            "held": money_text(payout.held_back),
+                        },
                     )
                 else:
                     messages.info(

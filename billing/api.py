@@ -8,7 +8,7 @@ import django_filters
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -21,6 +21,8 @@ from billing.models import Bill, Payment, Payout, Refund
 from community import selectors as community_selectors
 from community.models import Role
 from community.periods import Period
+from config import security
+from config.api import throttled_response
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -99,7 +101,14 @@ class PrepayInputSerializer(serializers.Serializer):
 
 
 class BillPrepayView(APIView):
-    @extend_schema(request=PrepayInputSerializer, responses={201: BillSerializer(many=True)})
+    @extend_schema(
+        request=PrepayInputSerializer,
+        responses={
+            201: BillSerializer(many=True),
+            404: OpenApiResponse(description="Not one of the caller's households."),
+            409: OpenApiResponse(description="No agreement in force for all those months."),
+        },
+    )
     def post(self, request):
         data = PrepayInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -160,10 +169,21 @@ class PaymentSerializer(serializers.ModelSerializer):
         ]
 
 
-class PaymentCreateView(APIView):
+class PaymentCreateView(security.ThrottleMessageMixin, APIView):
+    # Per user, shared with the pay page: starting payments is costly (a gateway order each).
+    throttle_classes = [security.PaymentRateThrottle]
+
     @extend_schema(
         request=PaymentCreateInputSerializer,
-        responses={201: PaymentCreatedSerializer},
+        responses={
+            201: PaymentCreatedSerializer,
+            404: OpenApiResponse(description="A bill that is not the caller's."),
+            429: throttled_response(),
+            409: OpenApiResponse(
+                description="A bill already settled or in a pending payment, or the "
+                "Idempotency-Key was used for a different request."
+            ),
+        },
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
@@ -191,7 +211,13 @@ class PaymentDetailView(APIView):
 class PaymentCancelView(APIView):
     """The payer abandons a pending payment so its bills can be paid again at once."""
 
-    @extend_schema(request=None, responses=PaymentSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: PaymentSerializer,
+            409: OpenApiResponse(description="Only a pending payment can be cancelled."),
+        },
+    )
     def post(self, request, pk):
         payment = selectors.payment_get(user=request.user, payment_id=pk)
         if payment.payer_id != request.user.pk:
@@ -209,7 +235,10 @@ class PaymentNotifyView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=OpenApiTypes.BYTE, responses={200: OpenApiTypes.STR, 400: None})
+    @extend_schema(
+        request=OpenApiTypes.BYTE,
+        responses={(200, "text/plain"): OpenApiTypes.STR, (400, "text/plain"): OpenApiTypes.STR},
+    )
     def post(self, request, gateway):
         try:
             services.payment_notification_receive(
@@ -245,7 +274,13 @@ class RefundSerializer(serializers.ModelSerializer):
 class PaymentRefundView(APIView):
     @extend_schema(
         request=RefundInputSerializer,
-        responses={201: RefundSerializer},
+        responses={
+            201: RefundSerializer,
+            409: OpenApiResponse(
+                description="More than is left to refund, a payment that has not succeeded, "
+                "or the gateway refused."
+            ),
+        },
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request, pk):
@@ -364,7 +399,12 @@ class PayoutRunView(APIView):
     """Pay the company its share of a finished month; a second run returns the same payout."""
 
     @extend_schema(
-        request=PayoutRunInputSerializer, responses={200: PayoutSerializer, 201: PayoutSerializer}
+        request=PayoutRunInputSerializer,
+        responses={
+            200: PayoutSerializer,
+            201: PayoutSerializer,
+            404: OpenApiResponse(description="A community outside the caller's scope."),
+        },
     )
     def post(self, request):
         data = PayoutRunInputSerializer(data=request.data)

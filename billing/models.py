@@ -54,7 +54,7 @@ class Bill(models.Model):
     community = models.ForeignKey(
         Community, on_delete=models.PROTECT, related_name="bills", verbose_name=_("community")
     )
-    period = models.CharField(_("period"), max_length=7, help_text="YYYY-MM")
+    period = models.CharField(_("period"), max_length=7, help_text=_("YYYY-MM"))
     area = models.DecimalField(_("floor area (m²)"), max_digits=8, decimal_places=2)
     rate = models.DecimalField(_("rate (yuan/m²/month)"), max_digits=8, decimal_places=4)
     amount = models.DecimalField(_("amount"), **MONEY)
@@ -231,7 +231,7 @@ class Account(models.Model):
     LIABILITIES = (Kind.ESCROW, Kind.COMPANY_PAYABLE, Kind.PUBLIC_FUND)
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
-    key = models.CharField(_("key"), max_length=64, unique=True, help_text="e.g. escrow:12")
+    key = models.CharField(_("key"), max_length=64, unique=True, help_text=_("e.g. escrow:12"))
     community = models.ForeignKey(
         Community, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts"
     )
@@ -313,11 +313,11 @@ class Posting(models.Model):
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
-            raise ValidationError("Postings are append-only: post a reversing transaction.")
+            raise ValidationError(_("Postings are append-only: post a reversing transaction."))
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise ValidationError("Postings are append-only: post a reversing transaction.")
+        raise ValidationError(_("Postings are append-only: post a reversing transaction."))
 
 
 class Payout(models.Model):

@@ -18,14 +18,20 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from billing import events, ledger
 from billing.gateways import get_gateway
 from billing.gateways.base import GatewayError, NotificationRejected, PaymentRequest
-from billing.locks import bills_for_update, payment_for_update
+from billing.locks import (
+    accounts_for_update,
+    bills_for_update,
+    payment_for_update,
+    payment_items_with_bills_for_update,
+)
 from billing.models import (
+    Account,
     Bill,
     LedgerTransaction,
     Payment,
@@ -33,7 +39,8 @@ from billing.models import (
     Payout,
     Refund,
 )
-from billing.money import ZERO, fee, fen, split
+from billing.money import ZERO, fee, fen, money_text, split
+from community import audit
 from community import selectors as community_selectors
 from community.models import Agreement, Community, Household, Role, RoleMembership, User
 from community.periods import Period
@@ -189,11 +196,11 @@ def bill_mark_overdue(*, today=None) -> int:
                 notice_send(
                     user=resident,
                     title=_("Property fee for %(period)s is overdue") % {"period": bill.period},
-                    body=_("%(household)s: %(amount)s yuan was due on %(due)s.")
+                    body=_("%(household)s: %(amount)s was due on %(due)s.")
                     % {
                         "household": bill.household,
-                        "amount": f"{bill.outstanding:.2f}",
-                        "due": bill.due_date.isoformat(),
+                        "amount": money_text(bill.outstanding),
+                        "due": formats.date_format(bill.due_date, "DATE_FORMAT"),
                     },
                     link=reverse("bill-list"),
                     dedupe_key=f"bill-overdue:{bill.pk}",
@@ -209,6 +216,11 @@ def bill_waive(*, bill: Bill) -> Bill:
         raise Conflict(_("A bill with payments cannot be waived; refund first."))
     bill.status = Bill.Status.WAIVED
     bill.save(update_fields=["status"])
+    audit.record(
+        action=audit.Action.BILL_WAIVED,
+        target=bill,
+        details={"household_id": bill.household_id, "period": bill.period, "amount": bill.amount},
+    )
     return bill
 
 
@@ -227,6 +239,15 @@ def _new_trade_no() -> str:
     return timezone.localtime().strftime("%Y%m%d") + secrets.token_hex(8).upper()
 
 
+def _refund_no(by: User, idempotency_key: str) -> str:
+    """The refund number the gateway sees, derived from who asked and their Idempotency-Key:
+    if our transaction fails after the gateway refunded, the client's retry sends the same
+    number and the gateway answers with the refund it already made instead of paying twice
+    (Alipay's out_request_no, WeChat's out_refund_no are idempotent per trade)."""
+    digest = hashlib.sha256(f"{by.pk}:{idempotency_key}".encode()).hexdigest()
+    return "R" + digest[:24].upper()
+
+
 def _replay(payer: User, key: str, fingerprint: str) -> Payment | None:
     existing = Payment.objects.filter(payer=payer, idempotency_key=key).first()
     if existing is None:
@@ -234,6 +255,10 @@ def _replay(payer: User, key: str, fingerprint: str) -> Payment | None:
     if existing.request_fingerprint != fingerprint:
         raise Conflict(_("This Idempotency-Key was used for a different request."))
     return existing
+
+
+class _Taken(Exception):
+    """payment_create's insert met a unique index: the key or a bill is taken."""
 
 
 def payment_create(
@@ -253,48 +278,55 @@ def payment_create(
         raise ValidationError({"bill_ids": _("Choose at least one bill.")})
     gateway_impl = get_gateway(gateway)
     visible = community_selectors.household_list(user=payer, roles=[community_selectors.RESIDENT])
-    with transaction.atomic():
-        bills = bills_for_update(bill_ids)
-        households = {b.household_id for b in bills}
-        if len(bills) != len(set(bill_ids)) or visible.filter(pk__in=households).count() != len(
-            households
-        ):
-            raise Bill.DoesNotExist("bill not found")
-        for bill in bills:
-            if bill.status in (Bill.Status.PAID, Bill.Status.WAIVED):
-                raise Conflict(_("Bill %(period)s is already settled.") % {"period": bill.period})
-        amount = sum((bill.outstanding for bill in bills), ZERO)
-        payment = Payment(
-            payer=payer,
-            gateway=gateway,
-            out_trade_no=_new_trade_no(),
-            amount=amount,
-            idempotency_key=idempotency_key,
-            request_fingerprint=fingerprint,
-            expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_PENDING_MINUTES),
-        )
-        try:
-            with transaction.atomic():
+    try:
+        with transaction.atomic():
+            bills = bills_for_update(bill_ids)
+            households = {b.household_id for b in bills}
+            if len(bills) != len(set(bill_ids)) or visible.filter(pk__in=households).count() != len(
+                households
+            ):
+                raise Bill.DoesNotExist("bill not found")
+            for bill in bills:
+                if bill.status in (Bill.Status.PAID, Bill.Status.WAIVED):
+                    raise Conflict(
+                        _("Bill %(period)s is already settled.") % {"period": bill.period}
+                    )
+            amount = sum((bill.outstanding for bill in bills), ZERO)
+            payment = Payment(
+                payer=payer,
+                gateway=gateway,
+                out_trade_no=_new_trade_no(),
+                amount=amount,
+                idempotency_key=idempotency_key,
+                request_fingerprint=fingerprint,
+                expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_PENDING_MINUTES),
+            )
+            try:
                 payment.save()
                 PaymentItem.objects.bulk_create(
                     [PaymentItem(payment=payment, bill=b, amount=b.outstanding) for b in bills]
                 )
-        except IntegrityError as exc:
-            replay = _replay(payer, idempotency_key, fingerprint)
-            if replay is not None:  # the same request, racing itself
-                return replay, False
-            raise Conflict(_("One of these bills is already in a payment in progress.")) from exc
-        subject = _("Property fee") + " " + ", ".join(sorted({b.period for b in bills}))
-        payment.pay_url = gateway_impl.create(
-            PaymentRequest(
-                out_trade_no=payment.out_trade_no,
-                amount=amount,
-                subject=subject[:120],
-                notify_url=settings.SITE_URL + reverse("payment-notify", args=[gateway]),
-                return_url=settings.SITE_URL + reverse("payment-detail-page", args=[payment.pk]),
+            except IntegrityError as exc:
+                # Nothing but the locks is written before these inserts, so the whole
+                # transaction is rolled back rather than a savepoint taken for every payment.
+                raise _Taken from exc
+            subject = _("Property fee") + " " + ", ".join(sorted({b.period for b in bills}))
+            payment.pay_url = gateway_impl.create(
+                PaymentRequest(
+                    out_trade_no=payment.out_trade_no,
+                    amount=amount,
+                    subject=subject[:120],
+                    notify_url=settings.SITE_URL + reverse("payment-notify", args=[gateway]),
+                    return_url=settings.SITE_URL
+                    + reverse("payment-detail-page", args=[payment.pk]),
+                )
             )
-        )
-        payment.save(update_fields=["pay_url"])
+            payment.save(update_fields=["pay_url"])
+    except _Taken as exc:
+        replay = _replay(payer, idempotency_key, fingerprint)
+        if replay is not None:  # the same request, racing itself
+            return replay, False
+        raise Conflict(_("One of these bills is already in a payment in progress.")) from exc
     return payment, True
 
 
@@ -320,13 +352,21 @@ def payment_cancel(*, payment: Payment) -> Payment:
 
 
 def _succeed(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
-    """Record the money as received: bills paid, escrow credited. Caller holds the payment lock."""
-    items = list(payment.items.select_related("bill__community").order_by("bill_id"))
-    bills = {b.pk: b for b in bills_for_update([item.bill_id for item in items])}
+    """Record the money as received: bills paid, escrow credited. Caller holds the payment lock.
+    Raises Conflict, having written nothing, if a bill can no longer take its share."""
+    items = payment_items_with_bills_for_update(payment.pk)
+    bills = {item.bill_id: item.bill for item in items}
+    taking: dict[int, Decimal] = {}
     for item in items:
         bill = bills[item.bill_id]
-        if bill.status == Bill.Status.WAIVED or bill.paid_amount + item.amount > bill.amount:
-            raise Conflict(f"bill {bill.pk} can no longer take {item.amount}")
+        taking[bill.pk] = taking.get(bill.pk, ZERO) + item.amount
+        if bill.status == Bill.Status.WAIVED or bill.paid_amount + taking[bill.pk] > bill.amount:
+            raise Conflict(
+                _("Bill %(bill)s can no longer take %(amount)s.")
+                % {"bill": bill.pk, "amount": item.amount}
+            )
+    for item in items:
+        bill = bills[item.bill_id]
         bill.paid_amount += item.amount
         bill.status = Bill.status_for(amount=bill.amount, paid_amount=bill.paid_amount)
         bill.save(update_fields=["paid_amount", "status"])
@@ -336,12 +376,12 @@ def _succeed(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
     payment.failure_reason = ""
     payment.save(update_fields=["status", "trade_no", "paid_at", "failure_reason"])
     _close_items(payment)
-    legs = [ledger.Leg(ledger.clearing_account(payment.gateway), payment.amount)]
+    communities = {bill.community_id: bill.community for bill in bills.values()}
+    clearing, escrows = ledger.payment_accounts(payment.gateway, list(communities.values()))
+    legs = [ledger.Leg(clearing, payment.amount)]
     legs += [
         ledger.Leg(
-            ledger.escrow_account(bills[item.bill_id].community),
-            -item.amount,
-            bill=bills[item.bill_id],
+            escrows[bills[item.bill_id].community_id], -item.amount, bill=bills[item.bill_id]
         )
         for item in items
     ]
@@ -416,24 +456,33 @@ def payment_notification_receive(*, gateway: str, body: bytes, headers) -> Payme
             if payment.status == Payment.Status.PENDING:
                 _fail(payment, "closed at the gateway")
             return payment
-        try:
-            with transaction.atomic():
-                _succeed(payment, trade_no=notification.trade_no, paid_at=notification.paid_at)
-        except Conflict:
-            # Paid at the gateway after the payment had expired and its bills were paid some
-            # other way: the money is real, so the centre must refund it by hand.
-            payment.failure_reason = "paid after expiry: refund required"
-            payment.trade_no = notification.trade_no
-            payment.save(update_fields=["failure_reason", "trade_no"])
-            communities = payment.items.values("bill__community_id")
-            _notify_centre_admins(
-                communities,
-                title=_("A payment needs a manual refund"),
-                body=_("Trade %(no)s was paid after it had expired.")
-                % {"no": payment.out_trade_no},
-                key=f"late-payment:{payment.pk}",
-            )
+        _succeed_or_ask_for_refund(
+            payment, trade_no=notification.trade_no, paid_at=notification.paid_at
+        )
     return payment
+
+
+def _succeed_or_ask_for_refund(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
+    """Record money the gateway took. If the payment's bills were settled some other way
+    meanwhile (it had expired and they were paid again, or another payment of them got there
+    first), the money cannot settle them: the payment fails, closing its hold on its bills, and
+    the centre admins are asked to refund it by hand. Caller holds the payment lock."""
+    try:
+        # No savepoint: _succeed raises Conflict before it writes anything.
+        _succeed(payment, trade_no=trade_no, paid_at=paid_at)
+    except Conflict:
+        payment.status = Payment.Status.FAILED
+        payment.failure_reason = "paid after expiry: refund required"
+        payment.trade_no = trade_no
+        payment.save(update_fields=["status", "failure_reason", "trade_no"])
+        _close_items(payment)
+        communities = payment.items.values("bill__community_id")
+        _notify_centre_admins(
+            communities,
+            title=_("A payment needs a manual refund"),
+            body=_("Trade %(no)s was paid after it had expired.") % {"no": payment.out_trade_no},
+            key=f"late-payment:{payment.pk}",
+        )
 
 
 def payment_expire_stale(*, now=None) -> int:
@@ -462,7 +511,7 @@ def payment_reconcile(*, payment_id: int, expire: bool = False) -> str:
         if payment.status != Payment.Status.PENDING:
             return payment.status
         if status.status == "succeeded" and status.amount == payment.amount:
-            _succeed(payment, trade_no=status.trade_no, paid_at=status.paid_at)
+            _succeed_or_ask_for_refund(payment, trade_no=status.trade_no, paid_at=status.paid_at)
         elif status.status in ("closed", "unknown") or expire:
             _fail(payment, "expired" if expire else "closed at the gateway")
         return payment.status
@@ -471,9 +520,163 @@ def payment_reconcile(*, payment_id: int, expire: bool = False) -> str:
 # --- payouts ----------------------------------------------------------------------------------
 
 
+def _save_items(items: list[PaymentItem], fields: list[str], batch: int = 5000) -> None:
+    """bulk_update of many payment items (a community's month). On PostgreSQL one
+    UPDATE … FROM (VALUES …) per batch: Django's bulk_update writes a CASE WHEN per row and
+    field, and compiling those in Python cost ~1.5 ms per item, seconds for one estate's payout
+    (docs/performance.md). The values are the ones computed in Decimal above, written as
+    they are; elsewhere bulk_update."""
+    if connection.vendor != "postgresql":
+        PaymentItem.objects.bulk_update(items, fields)
+        return
+    columns = [PaymentItem._meta.get_field(name) for name in fields]
+    targets = ", ".join(
+        f"{connection.ops.quote_name(c.column)} = v.c{n}" for n, c in enumerate(columns)
+    )
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        row = "(%s, " + ", ".join(f"%s::{c.db_type(connection)}" for c in columns) + ")"
+        params = []
+        for item in chunk:
+            params.append(item.pk)
+            params += [c.get_db_prep_save(getattr(item, c.attname), connection) for c in columns]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {PaymentItem._meta.db_table} AS t SET {targets} "
+                f"FROM (VALUES {', '.join([row] * len(chunk))}) "
+                f"AS v(id, {', '.join(f'c{n}' for n in range(len(columns)))}) WHERE t.id = v.id",
+                params,
+            )
+
+
 def _lock_community(community: Community) -> None:
     # Payouts and releases of one community run one at a time.
     Community.objects.select_for_update().get(pk=community.pk)
+
+
+# The per-item split of a payout and of a release, two ways with the same figures to the fen.
+# billing.money.split is `part = round(total × share, half away from zero); rest = total − part`;
+# PostgreSQL's round(numeric, 2) also rounds half away from zero and multiplies numerics exactly,
+# so one UPDATE reproduces it item by item, and the sums come back from its RETURNING rows in the
+# same statement: no item is loaded into Python (docs/performance.md, payouts). SQLite's round()
+# works in binary floating point, so there the items go through split() in Python.
+# Both lock the items in primary-key order first, as the per-item code always did.
+
+_PAY_ITEMS_SQL = """
+WITH locked AS (
+    SELECT i.id FROM {item} AS i
+    JOIN {bill} AS b ON b.id = i.bill_id
+    JOIN {payment} AS p ON p.id = i.payment_id
+    WHERE b.community_id = %(community)s AND b.period <= %(period)s
+      AND p.status = ANY(%(statuses)s) AND i.payout_id IS NULL
+    ORDER BY i.id
+    FOR UPDATE OF i
+), paid AS (
+    UPDATE {item} AS i
+    SET payout_id = %(payout)s,
+        paid_out_to_company = round((i.amount - i.refunded_amount) * %(share)s::numeric, 2),
+        held_back = (i.amount - i.refunded_amount)
+            - round((i.amount - i.refunded_amount) * %(share)s::numeric, 2)
+    FROM locked WHERE i.id = locked.id
+    RETURNING i.amount - i.refunded_amount AS net, i.paid_out_to_company, i.held_back
+)
+SELECT coalesce(sum(net), 0), coalesce(sum(paid_out_to_company), 0),
+       coalesce(sum(held_back), 0)
+FROM paid
+"""
+
+_RELEASE_ITEMS_SQL = """
+WITH locked AS (
+    SELECT id FROM {item} WHERE payout_id = %(payout)s ORDER BY id FOR UPDATE
+), released AS (
+    UPDATE {item} AS i
+    SET released_to_company = round(i.held_back * %(score)s::numeric, 2),
+        forfeited_to_fund = i.held_back - round(i.held_back * %(score)s::numeric, 2),
+        held_back = 0
+    FROM locked WHERE i.id = locked.id
+    RETURNING i.released_to_company, i.forfeited_to_fund
+)
+SELECT coalesce(sum(released_to_company + forfeited_to_fund), 0),
+       coalesce(sum(released_to_company), 0), coalesce(sum(forfeited_to_fund), 0)
+FROM released
+"""
+
+
+def _tables() -> dict[str, str]:
+    return {
+        "item": connection.ops.quote_name(PaymentItem._meta.db_table),
+        "bill": connection.ops.quote_name(Bill._meta.db_table),
+        "payment": connection.ops.quote_name(Payment._meta.db_table),
+    }
+
+
+def _money_sums(sql: str, params: dict) -> tuple[Decimal, Decimal, Decimal]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(**_tables()), params)
+        return tuple(fen(value) for value in cursor.fetchone())
+
+
+def _pay_items_sql(
+    payout: Payout, community: Community, period: Period, share: Decimal
+) -> tuple[Decimal, Decimal, Decimal]:
+    """Assign the unpaid items of `period` and earlier to `payout`, `share` of each (net of
+    refunds) to the company and the rest held back. Returns (collected, to company, held back)."""
+    return _money_sums(
+        _PAY_ITEMS_SQL,
+        {
+            "payout": payout.pk,
+            "community": community.pk,
+            "period": str(period),
+            "statuses": [Payment.Status.SUCCEEDED.value, Payment.Status.REFUNDED.value],
+            "share": share,
+        },
+    )
+
+
+def _pay_items_python(
+    payout: Payout, community: Community, period: Period, share: Decimal
+) -> tuple[Decimal, Decimal, Decimal]:
+    items = list(
+        PaymentItem.objects.select_for_update(of=("self",))
+        .filter(
+            bill__community=community,
+            bill__period__lte=str(period),
+            payment__status__in=[Payment.Status.SUCCEEDED, Payment.Status.REFUNDED],
+            payout__isnull=True,
+        )
+        .order_by("pk")
+    )
+    collected = to_company_total = held_total = ZERO
+    for item in items:
+        net = item.amount - item.refunded_amount
+        to_company, held = split(net, share)
+        item.payout = payout
+        item.paid_out_to_company, item.held_back = to_company, held
+        collected += net
+        to_company_total += to_company
+        held_total += held
+    _save_items(items, ["payout", "paid_out_to_company", "held_back"])
+    return collected, to_company_total, held_total
+
+
+def _release_items_sql(regular: Payout, score: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+    """Release what `regular`'s items still hold back: score × each to the company, the rest to
+    the public fund. Returns (held back, to company, to the public fund)."""
+    return _money_sums(_RELEASE_ITEMS_SQL, {"payout": regular.pk, "score": score})
+
+
+def _release_items_python(regular: Payout, score: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+    items = list(regular.items.select_for_update(of=("self",)).order_by("pk"))
+    held_total = to_company_total = to_fund_total = ZERO
+    for item in items:
+        to_company, to_fund = split(item.held_back, score)
+        held_total += item.held_back
+        to_company_total += to_company
+        to_fund_total += to_fund
+        item.released_to_company, item.forfeited_to_fund = to_company, to_fund
+        item.held_back = ZERO
+    _save_items(items, ["released_to_company", "forfeited_to_fund", "held_back"])
+    return held_total, to_company_total, to_fund_total
 
 
 def payout_run(*, community: Community, period: Period) -> tuple[Payout, bool]:
@@ -492,32 +695,16 @@ def payout_run(*, community: Community, period: Period) -> tuple[Payout, bool]:
         ).first()
         if existing is not None:
             return existing, False
-        items = list(
-            PaymentItem.objects.select_for_update(of=("self",))
-            .filter(
-                bill__community=community,
-                bill__period__lte=str(period),
-                payment__status__in=[Payment.Status.SUCCEEDED, Payment.Status.REFUNDED],
-                payout__isnull=True,
-            )
-            .order_by("pk")
-        )
         payout = Payout.objects.create(
             community=community,
             period=str(period),
             kind=Payout.Kind.REGULAR,
             holdback_share=agreement.holdback_share,
         )
-        legs = []
-        for item in items:
-            net = item.amount - item.refunded_amount
-            to_company, held = split(net, 1 - agreement.holdback_share)
-            item.payout = payout
-            item.paid_out_to_company, item.held_back = to_company, held
-            payout.collected += net
-            payout.to_company += to_company
-            payout.held_back += held
-        PaymentItem.objects.bulk_update(items, ["payout", "paid_out_to_company", "held_back"])
+        pay_items = _pay_items_sql if connection.vendor == "postgresql" else _pay_items_python
+        payout.collected, payout.to_company, payout.held_back = pay_items(
+            payout, community, period, 1 - agreement.holdback_share
+        )
         payout.save(update_fields=["collected", "to_company", "held_back"])
         if payout.to_company:
             legs = [
@@ -531,6 +718,18 @@ def payout_run(*, community: Community, period: Period) -> tuple[Payout, bool]:
                 memo=f"{community.name} {period}",
                 payout=payout,
             )
+        audit.record(
+            action=audit.Action.PAYOUT,
+            target=payout,
+            centre_id=community.centre_id,
+            details={
+                "community": community.name,
+                "period": str(period),
+                "collected": payout.collected,
+                "to_company": payout.to_company,
+                "held_back": payout.held_back,
+            },
+        )
     return payout, True
 
 
@@ -555,7 +754,6 @@ def release_holdback(
         ).first()
         if regular is None:
             raise Conflict(_("The month has not been paid out yet; run the payout first."))
-        items = list(regular.items.select_for_update(of=("self",)).order_by("pk"))
         release = Payout.objects.create(
             community=community,
             period=str(period),
@@ -563,15 +761,11 @@ def release_holdback(
             holdback_share=regular.holdback_share,
             score=score,
         )
-        for item in items:
-            to_company, to_fund = split(item.held_back, score)
-            release.held_back += item.held_back
-            release.to_company += to_company
-            release.to_public_fund += to_fund
-            item.released_to_company, item.forfeited_to_fund = to_company, to_fund
-            item.held_back = ZERO
-        PaymentItem.objects.bulk_update(
-            items, ["released_to_company", "forfeited_to_fund", "held_back"]
+        release_items = (
+            _release_items_sql if connection.vendor == "postgresql" else _release_items_python
+        )
+        release.held_back, release.to_company, release.to_public_fund = release_items(
+            regular, score
         )
         release.save(update_fields=["held_back", "to_company", "to_public_fund"])
         if release.held_back:
@@ -586,6 +780,19 @@ def release_holdback(
                 memo=f"{community.name} {period} score {score}",
                 payout=release,
             )
+        audit.record(
+            action=audit.Action.HOLDBACK_RELEASE,
+            target=release,
+            centre_id=community.centre_id,
+            details={
+                "community": community.name,
+                "period": str(period),
+                "score": str(score),
+                "held_back": release.held_back,
+                "to_company": release.to_company,
+                "to_public_fund": release.to_public_fund,
+            },
+        )
     return release, True
 
 
@@ -597,6 +804,23 @@ class _Take:
     item: PaymentItem
     from_escrow: Decimal
     from_company: Decimal
+
+
+def _check_accounts_cover(legs: list[ledger.Leg]) -> None:
+    """Refuse (409) a refund that would take from an account more than it holds, before the
+    gateway moves any money: after a hold-back release the company payable answers for the
+    whole refund (the public fund keeps its part), and it may hold less than that; posting
+    anyway would break the overdraft constraint only after the gateway had paid out. Locks the
+    legs' accounts in primary-key order, the order ledger.post then takes them in."""
+    taken: dict[int, Decimal] = {}
+    for leg in legs:
+        taken[leg.account.pk] = taken.get(leg.account.pk, ZERO) + leg.amount
+    for pk, account in accounts_for_update(taken).items():
+        if account.kind in Account.LIABILITIES and account.balance + taken[pk] > 0:
+            raise Conflict(
+                _("%(account)s holds only %(held)s; refund the rest of this payment by hand.")
+                % {"account": account.get_kind_display(), "held": money_text(-account.balance)}
+            )
 
 
 def payment_refund(
@@ -626,14 +850,17 @@ def payment_refund(
             raise Conflict(_("Only a succeeded payment can be refunded."))
         if amount > payment.amount - payment.refunded_amount:
             raise Conflict(
-                _("At most %(left)s yuan of this payment can still be refunded.")
-                % {"left": f"{payment.amount - payment.refunded_amount:.2f}"}
+                _("At most %(left)s of this payment can still be refunded.")
+                % {"left": money_text(payment.amount - payment.refunded_amount)}
             )
+        # Locked in primary-key order, like payouts lock them, so a refund and a payout of the
+        # same estate wait for each other instead of deadlocking; then latest month first.
         items = list(
             payment.items.select_for_update(of=("self",))
             .select_related("bill__community", "payout")
-            .order_by("-bill__period", "-pk")
+            .order_by("pk")
         )
+        items.sort(key=lambda item: (item.bill.period, item.pk), reverse=True)
         bills = {b.pk: b for b in bills_for_update([item.bill_id for item in items])}
         released = {
             (p.community_id, p.period)
@@ -666,7 +893,7 @@ def payment_refund(
                 break
         refund = Refund(
             payment=payment,
-            refund_no="R" + _new_trade_no(),
+            refund_no=_refund_no(by, idempotency_key),
             amount=amount,
             reason=reason,
             status=Refund.Status.SUCCEEDED,
@@ -676,6 +903,20 @@ def payment_refund(
             from_escrow=sum((t.from_escrow for t in takes), ZERO),
             from_company=sum((t.from_company for t in takes), ZERO),
         )
+        legs = [ledger.Leg(ledger.clearing_account(payment.gateway), -amount)]
+        for take in takes:
+            bill = bills[take.item.bill_id]
+            if take.from_escrow:
+                legs.append(
+                    ledger.Leg(ledger.escrow_account(bill.community), take.from_escrow, bill=bill)
+                )
+            if take.from_company:
+                legs.append(
+                    ledger.Leg(
+                        ledger.company_payable_account(bill.community), take.from_company, bill=bill
+                    )
+                )
+        _check_accounts_cover(legs)  # before the gateway sends any money back
         try:
             result = get_gateway(payment.gateway).refund(
                 out_trade_no=payment.out_trade_no,
@@ -695,19 +936,6 @@ def payment_refund(
         if payment.refunded_amount == payment.amount:
             payment.status = Payment.Status.REFUNDED
         payment.save(update_fields=["refunded_amount", "status"])
-        legs = [ledger.Leg(ledger.clearing_account(payment.gateway), -amount)]
-        for take in takes:
-            bill = bills[take.item.bill_id]
-            if take.from_escrow:
-                legs.append(
-                    ledger.Leg(ledger.escrow_account(bill.community), take.from_escrow, bill=bill)
-                )
-            if take.from_company:
-                legs.append(
-                    ledger.Leg(
-                        ledger.company_payable_account(bill.community), take.from_company, bill=bill
-                    )
-                )
         ledger.post(
             kind=LedgerTransaction.Kind.REFUND,
             idempotency_key=f"refund:{refund.refund_no}",
@@ -715,6 +943,20 @@ def payment_refund(
             memo=reason,
             payment=payment,
             refund=refund,
+        )
+        audit.record(
+            action=audit.Action.REFUND,
+            actor=by,
+            target=refund,
+            centre_id=items[0].bill.community.centre_id if items else None,
+            details={
+                "payment": payment.out_trade_no,
+                "refund_no": refund.refund_no,
+                "amount": amount,
+                "from_escrow": refund.from_escrow,
+                "from_company": refund.from_company,
+                "reason": reason,
+            },
         )
         payload = {
             "payment_id": payment.pk,
@@ -756,6 +998,25 @@ def settlement_reconcile(*, gateway: str, day) -> list[str]:
         if no not in lines
     ]
     if problems:
+        # One line for each centre whose payments differ, one site-wide for trades we never had.
+        by_centre: dict[int | None, list[str]] = {}
+        for no in sorted(set(lines) | set(ours)):
+            if no in ours and no in lines and ours[no].amount == lines[no].amount:
+                continue
+            centre_id = None
+            if no in ours:
+                item = ours[no].items.select_related("bill__community").first()
+                centre_id = item.bill.community.centre_id if item is not None else None
+            by_centre.setdefault(centre_id, []).append(no)
+        for centre_id, trades in by_centre.items():
+            audit.record(
+                action=audit.Action.SETTLEMENT_DIFFERENCE,
+                target_type="billing.settlement",
+                target_id=f"{gateway}:{day.isoformat()}",
+                target_repr=f"{gateway} {day.isoformat()}",
+                centre_id=centre_id,
+                details={"gateway": gateway, "day": day.isoformat(), "trades": trades},
+            )
         admins = RoleMembership.objects.filter(role=Role.CENTRE_ADMIN).select_related("user")
         for membership in admins:
             notice_send(

@@ -40,7 +40,17 @@ def expire_stale_payments() -> int:
     return services.payment_expire_stale()
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
+# acks_late alone redelivers the message of a whole worker killed mid-task (it never acked);
+# reject_on_worker_lost also puts it back when only the pool process running it dies (the OOM
+# killer picks the biggest process), which Celery otherwise acknowledges, losing the payout for
+# the month. A message that kills its process every time would loop; a payout does not.
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    retry_backoff=30,
+    max_retries=5,
+)
 def run_payout(community_id: int, period: str) -> int | None:
     """Pay one community's finished month. One database transaction, guarded by a unique
     constraint: a worker killed midway leaves nothing half-done, and the retry pays once."""
@@ -51,9 +61,11 @@ def run_payout(community_id: int, period: str) -> int | None:
     return payout.pk
 
 
-@shared_task
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_due_payouts() -> int:
-    """Daily: on each agreement's payout day, pay out the previous month of its community."""
+    """Daily: on each agreement's payout day, pay out the previous month of its community.
+    acks_late: a worker killed halfway through the fan-out runs it again, and the communities
+    already sent are paid once all the same (run_payout is idempotent)."""
     today = timezone.localdate()
     previous = Period.containing(today).previous()
     due = Agreement.objects.filter(payout_day=today.day, effective_from__lte=previous.last_day)

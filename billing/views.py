@@ -13,7 +13,7 @@ from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException
 
@@ -22,6 +22,7 @@ from billing.gateways.sandbox import SandboxGateway
 from billing.models import Payment, SandboxTrade
 from billing.money import ZERO
 from community import selectors as community_selectors
+from config import security
 
 
 def _my_households(user):
@@ -62,6 +63,8 @@ def bill_list(request):
 @login_required
 @require_POST
 def bill_pay(request):
+    if (throttled := security.throttled_page(request, security.PaymentRateThrottle)) is not None:
+        return throttled
     try:
         bill_ids = sorted({int(value) for value in request.POST.getlist("bill")})
     except ValueError:
@@ -126,7 +129,11 @@ def bill_prepay(request):
         return redirect("bill-list")
     messages.success(
         request,
-        _("%(count)s months billed from %(first)s: select them below to pay.")
+        ngettext(
+            "%(count)s month billed from %(first)s: select it below to pay.",
+            "%(count)s months billed from %(first)s: select them below to pay.",
+            len(bills),
+        )
         % {"count": len(bills), "first": bills[0].period},
     )
     return redirect("bill-list")

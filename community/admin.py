@@ -8,13 +8,15 @@ another centre's estate.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from community import selectors, services
+from community import audit, selectors, services
 from community.models import (
     Activity,
     ActivityCheckin,
@@ -22,6 +24,7 @@ from community.models import (
     Agreement,
     AllianceOrganisation,
     Announcement,
+    AuditEntry,
     Ballot,
     Building,
     Centre,
@@ -516,7 +519,10 @@ class ConsultationAdmin(CentreScopedAdmin):
     def tally(self, request, queryset):
         done = services.consultation_tally_due(consultations=list(queryset))
         self.message_user(
-            request, _("%(count)d consultation(s) tallied.") % {"count": done}, messages.SUCCESS
+            request,
+            ngettext("%(count)d consultation tallied.", "%(count)d consultations tallied.", done)
+            % {"count": done},
+            messages.SUCCESS,
         )
 
 
@@ -550,3 +556,65 @@ class BallotAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# ==============================================================================================
+# The audit log (community.audit): read-only for everyone; a centre admin reads their centre's.
+# ==============================================================================================
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "action", "actor_name", "ip_address", "target_repr", "centre"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target_repr", "target_id"]
+    list_select_related = ["centre"]
+    date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "action",
+        "actor",
+        "actor_name",
+        "ip_address",
+        "centre",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "details",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(centre_id__in=_admin_centre_ids(request.user))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _audited_delete_selected(modeladmin, request, queryset):
+    """Django's "delete selected" action, with an audit line per deleted row: Django logs a
+    deletion of several rows with bulk_create, which sends no signal for community.audit to
+    hear (a single row is logged with save(), and heard)."""
+    doomed = list(queryset) if request.POST.get("post") else []
+    response = django_delete_selected(modeladmin, request, queryset)
+    # None: the rows are gone (otherwise a confirmation or a "protected" page is answered).
+    if response is None and len(doomed) > 1:
+        for obj in doomed:
+            audit.admin_edit_record(
+                actor=request.user, obj=obj, action=AuditEntry.Action.ADMIN_DELETED
+            )
+    return response
+
+
+_audited_delete_selected.allowed_permissions = django_delete_selected.allowed_permissions
+_audited_delete_selected.short_description = django_delete_selected.short_description
+admin.site.add_action(_audited_delete_selected, "delete_selected")

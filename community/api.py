@@ -17,12 +17,19 @@ life (contract: API.md, "activities" and "consultations" rows; announcements in 
 
 from fractions import Fraction
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -41,17 +48,41 @@ from community.models import (
     Household,
     User,
 )
+from config import security
+from config.api import throttled_response
 
 MAX_ID = 2**63 - 1  # the largest primary key: larger numbers are bad input, not a database error
 
 
 class TokenObtainView(ObtainAuthToken):
     """POST username and password, get the token to send as `Authorization: Token <token>`.
-    Wrong credentials answer 400; repeated attempts from one address are throttled (429)."""
+    Wrong credentials answer 400; repeated attempts from one address are throttled (429), and
+    after settings.AXES_FAILURE_LIMIT wrong passwords for one username from one address that pair
+    is locked out by django-axes (429 with Retry-After, as the browser login)."""
 
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={
+            200: inline_serializer("TokenObtained", fields={"token": serializers.CharField()}),
+            429: throttled_response(),
+        },
+    )
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            # axes flags the DRF request it was given (AxesMiddleware only sees the Django
+            # request underneath, so it cannot answer for us).
+            if getattr(request, "axes_locked_out", False):
+                raise Throttled(
+                    wait=settings.AXES_COOLOFF_TIME.total_seconds(),
+                    detail=security.lockout_message(),
+                ) from None
+            raise
 
 
 class RoleSerializer(serializers.Serializer):

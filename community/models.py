@@ -26,6 +26,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext, pgettext_lazy
 
 from community import tally
 
@@ -232,7 +233,7 @@ class Residency(models.Model):
         Household, on_delete=models.PROTECT, related_name="residencies", verbose_name=_("household")
     )
     relation = models.CharField(_("relation"), max_length=10, choices=Relation.choices)
-    start_date = models.DateField(_("from"), default=timezone.localdate)
+    start_date = models.DateField(pgettext_lazy("start date", "from"), default=timezone.localdate)
     end_date = models.DateField(_("until"), null=True, blank=True)
 
     objects = ResidencyQuerySet.as_manager()
@@ -542,7 +543,9 @@ class Announcement(models.Model):
         verbose_name=_("community"),
         help_text=_("Empty: every community of the centre."),
     )
-    source = models.CharField(_("from"), max_length=10, choices=Source.choices)
+    source = models.CharField(
+        pgettext_lazy("announcement source", "from"), max_length=10, choices=Source.choices
+    )
     author = models.ForeignKey(
         User,
         on_delete=models.SET_NULL,
@@ -713,9 +716,11 @@ class Activity(models.Model):
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = _("It must end after it starts.")
         if self.capacity is not None and self.capacity < self.signed_up:
-            errors["capacity"] = _("%(count)d people have signed up already.") % {
-                "count": self.signed_up
-            }
+            errors["capacity"] = ngettext(
+                "%(count)d person has signed up already.",
+                "%(count)d people have signed up already.",
+                self.signed_up,
+            ) % {"count": self.signed_up}
         if self.kind == self.Kind.EVENT and self.hours:
             errors["hours"] = _("Events record attendance, not hours.")
         if errors:
@@ -1035,3 +1040,87 @@ class Ballot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.household} · {self.option}"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ValidationError(_("Audit entries are append-only."))
+
+    def delete(self):
+        raise ValidationError(_("Audit entries are append-only."))
+
+
+class AuditEntry(models.Model):
+    """One line of the append-only audit log (community.audit writes it): money actions, role
+    changes and admin edits, with who, what, when and from where.
+
+    Never updated or deleted: the model refuses save-after-create and delete, and on PostgreSQL a
+    trigger (migration 0006) refuses UPDATE and DELETE. Nothing in it depends on other rows
+    staying put: the actor's name, the target's label and the details are copied in, and the
+    actor's and the centre's ids are kept without a foreign-key constraint, so deleting an
+    account (or a centre) keeps its history.
+    """
+
+    class Action(models.TextChoices):
+        PAYOUT = "payout", _("payout to the company")
+        HOLDBACK_RELEASE = "holdback_release", _("hold-back released")
+        REFUND = "refund", _("refund")
+        BILL_WAIVED = "bill_waived", _("bill waived")
+        SETTLEMENT_DIFFERENCE = "settlement_difference", _("settlement differences")
+        ROLE_GRANTED = "role_granted", _("role granted")
+        ROLE_CHANGED = "role_changed", _("role changed")
+        ROLE_REVOKED = "role_revoked", _("role revoked")
+        ADMIN_ADDED = "admin_added", _("added in the admin")
+        ADMIN_CHANGED = "admin_changed", _("changed in the admin")
+        ADMIN_DELETED = "admin_deleted", _("deleted in the admin")
+
+    created_at = models.DateTimeField(_("when"), default=timezone.now, editable=False)
+    action = models.CharField(_("action"), max_length=24, choices=Action.choices)
+    actor = models.ForeignKey(
+        User,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("who"),
+        help_text=_("Empty for the system (a scheduled job)."),
+    )
+    actor_name = models.CharField(_("who (name)"), max_length=150, blank=True)
+    ip_address = models.GenericIPAddressField(_("from address"), null=True, blank=True)
+    centre = models.ForeignKey(
+        Centre,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("centre"),
+        help_text=_("The centre the action concerns; empty when it concerns the whole site."),
+    )
+    target_type = models.CharField(_("what (kind)"), max_length=100, blank=True)
+    target_id = models.CharField(_("what (id)"), max_length=64, blank=True)
+    target_repr = models.CharField(_("what"), max_length=200, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["centre", "-created_at"], name="auditentry_centre_time"),
+            models.Index(fields=["action", "-created_at"], name="auditentry_action_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} · {self.target_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError(_("Audit entries are append-only."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("Audit entries are append-only."))

@@ -27,6 +27,8 @@ CENTRE_ADMIN_PERMISSIONS = {
         "activitycheckin": ["view"],
         "consultation": ["view", "add", "change"],
         "consultationoption": ["view", "add", "change", "delete"],
+        # Their centre's lines of the audit log, read-only (community.admin.AuditEntryAdmin).
+        "auditentry": ["view"],
     },
     # Money rows are read-only in admin; "add" on payout/refund opens the run and refund forms,
     # "change" on bill allows waiving.

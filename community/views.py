@@ -11,9 +11,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import DatabaseError, connection
 from django.db.models import Count
-from django.http import Http404, HttpResponse, HttpResponseServerError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -118,16 +117,6 @@ def staff_home(request):
             "is_inspector": Role.ALLIANCE_INSPECTOR in roles,
         },
     )
-
-
-def healthz(request):
-    """Liveness and readiness for the load balancer and docker-compose: the database answers."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError:
-        return HttpResponseServerError("database unavailable", content_type="text/plain")
-    return HttpResponse("ok", content_type="text/plain")
 
 
 # ==============================================================================================

@@ -4,7 +4,7 @@ config.api; scope comes from points.selectors."""
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -113,7 +113,10 @@ class LeaderboardView(APIView):
             OpenApiParameter("community", OpenApiTypes.INT, required=True),
             OpenApiParameter("period", OpenApiTypes.STR, description="YYYY-MM; default: now"),
         ],
-        responses=LeaderboardSerializer,
+        responses={
+            200: LeaderboardSerializer,
+            404: OpenApiResponse(description="A community the caller cannot see."),
+        },
     )
     def get(self, request):
         query = LeaderboardQuerySerializer(data=request.query_params)
@@ -190,7 +193,13 @@ class RewardRedeemView(APIView):
 
     @extend_schema(
         request=None,
-        responses={201: RedemptionSerializer},
+        responses={
+            201: RedemptionSerializer,
+            409: OpenApiResponse(
+                description="Short balance or reputation, no stock, not offered today, or the "
+                "Idempotency-Key was used for another reward."
+            ),
+        },
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request, pk):
@@ -223,7 +232,14 @@ class RedemptionFulfilView(APIView):
     """The provider (an inspector of the offering organisation, or an admin of the offering
     centre) marks a code as used: 200; a code not theirs → 404; used or cancelled → 409."""
 
-    @extend_schema(request=FulfilInputSerializer, responses=RedemptionSerializer)
+    @extend_schema(
+        request=FulfilInputSerializer,
+        responses={
+            200: RedemptionSerializer,
+            404: OpenApiResponse(description="A code not the caller's to accept."),
+            409: OpenApiResponse(description="The code was used or cancelled."),
+        },
+    )
     def post(self, request):
         if not selectors.is_provider(user=request.user):
             raise exceptions.PermissionDenied(_("Only the reward's provider can accept codes."))
@@ -241,7 +257,13 @@ class RedemptionCancelView(APIView):
     """The centre admin cancels an unused redemption: its points and stock come back. The
     resident who redeemed sees it but may not cancel it (403); anyone else → 404."""
 
-    @extend_schema(request=CancelInputSerializer, responses=RedemptionSerializer)
+    @extend_schema(
+        request=CancelInputSerializer,
+        responses={
+            200: RedemptionSerializer,
+            409: OpenApiResponse(description="The redemption was used or cancelled already."),
+        },
+    )
     def post(self, request, pk):
         data = CancelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -33,7 +33,11 @@ def _later(task, **kwargs) -> None:
             # .get() in the process raises "Never call result.get() within a task".
             task.apply(kwargs=kwargs)
         else:
-            task.delay(**kwargs)
+            # Nobody waits for an award's result. Without ignore_result, every publish with
+            # the Redis result backend also SUBSCRIBEs this web process to the task's result
+            # channel (a round trip per payment, and a subscription kept until the AsyncResult
+            # is collected): measured on the payment cycle in bench/profile_payment_cycle.py.
+            task.apply_async(kwargs=kwargs, ignore_result=True)
 
     # robust: a broker that is down, or a failing award, must not break the announcing app's
     # request; the error is logged with the task.

@@ -10,15 +10,17 @@ same references, so an event delivered after the demo cannot double anything.
 """
 
 import logging
+from collections import defaultdict
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import selectors as billing_selectors
+from billing.models import Payment
 from community.models import Community, PropertyCompany, User
 from community.periods import Period
 from config.api import Conflict
@@ -284,6 +286,175 @@ def award_for_payment(
                 )
             )
     return [entry for entry in entries if entry is not None]
+
+
+# --- batch awards -----------------------------------------------------------------------------
+
+
+def _rule_on(rules: list[Rule], on) -> Rule | None:
+    """selectors.rule_in_force, over rules loaded once (the latest start wins)."""
+    in_force = [
+        rule
+        for rule in rules
+        if rule.active_from <= on and (rule.active_to is None or rule.active_to >= on)
+    ]
+    return max(in_force, key=lambda rule: rule.active_from, default=None)
+
+
+def _user_holders(user_ids: set[int]) -> dict[int, Holder]:
+    """The holders of these users by user id, made (with their balance rows) for those who have
+    none yet, in one short transaction of their own: users that do not exist are left out."""
+    holders = {h.user_id: h for h in Holder.objects.filter(user_id__in=user_ids)}
+    missing = user_ids - holders.keys()
+    if missing:
+        existing = set(User.objects.filter(pk__in=missing).values_list("pk", flat=True))
+        with transaction.atomic():
+            # In user order, and a concurrent creator's row is left alone (ignore_conflicts).
+            Holder.objects.bulk_create(
+                [Holder(user_id=user_id) for user_id in sorted(existing)], ignore_conflicts=True
+            )
+            made = list(Holder.objects.filter(user_id__in=existing).order_by("pk"))
+            Balance.objects.bulk_create(
+                [Balance(holder=h, currency=c) for h in made for c in h.currencies],
+                ignore_conflicts=True,
+            )
+        holders.update({h.user_id: h for h in made})
+    return holders
+
+
+def award_for_payments(events: list[dict]) -> list[Entry]:
+    """award_for_payment for many payment_succeeded events at once, with the same result entry
+    for entry as awarding them one by one in this order: an event whose award exists already
+    (delivered before, or twice in the batch) awards nothing more, a refunded payment earns
+    nothing, the monthly caps count the batch's own awards, an unknown payer is skipped.
+
+    Each event is a dict of award_for_payment's arguments. One transaction locks every payer's
+    balance rows in one query (primary-key order: no cycle with another batch or with a single
+    award, which locks one holder), then reads what exists, computes the entries and writes
+    them with one insert and the balances with one update per currency. Returns the new
+    entries."""
+    if not events:
+        return []
+    holders = _user_holders({int(event["payer_id"]) for event in events})
+    for event in events:
+        if int(event["payer_id"]) not in holders:
+            logger.warning("points: payment %s skipped: no user %s", *_ids(event))
+    events = [event for event in events if int(event["payer_id"]) in holders]
+    if not events:
+        return []
+    holder_ids = sorted({holders[int(event["payer_id"])].pk for event in events})
+    references = {str(event["payment_id"]) for event in events}
+    with transaction.atomic():
+        # Just the ids: the amounts move in the database (F()), not here.
+        balances: dict[tuple[int, str], int] = {
+            (holder_id, currency): pk
+            for pk, holder_id, currency in Balance.objects.filter(holder_id__in=holder_ids)
+            .order_by("pk")
+            .select_for_update(of=("self",))
+            .values_list("pk", "holder_id", "currency")
+        }
+        rules: dict[str, list[Rule]] = {event: [] for event in PAYMENT_EVENTS}
+        for rule in Rule.objects.filter(event__in=PAYMENT_EVENTS):
+            rules[rule.event].append(rule)
+        # What exists already, and what the caps have counted, under the locks: every award
+        # locks its holder first, so nothing is added to these holders meanwhile.
+        awarded = set(
+            Entry.objects.filter(
+                holder_id__in=holder_ids,
+                source__in=PAYMENT_EVENTS,
+                reference__in=references,
+                kind=Entry.Kind.AWARD,
+            ).values_list("holder_id", "source", "reference")
+        )
+        # The refund check, for the payments the payer made (one query); a refunded payment
+        # someone else paid goes through the payer's own view, as award_for_payment does.
+        refunded = dict(
+            Payment.objects.filter(
+                pk__in=[int(event["payment_id"]) for event in events], refunded_amount__gt=0
+            ).values_list("pk", "payer_id")
+        )
+        planned = []  # (event, holder, rule, occurred_at, period, measure/detail)
+        days = {}  # a due day's events share few distinct times: parse each once
+        for event in events:
+            holder = holders[int(event["payer_id"])]
+            if event["paid_at"] not in days:
+                occurred_at = _aware(event["paid_at"])
+                days[event["paid_at"]] = occurred_at, timezone.localdate(occurred_at)
+            occurred_at, day = days[event["paid_at"]]
+            months = int(event.get("months_prepaid") or 0)
+            for source, wanted, measure, detail in (
+                (Event.PAYMENT_ON_TIME, bool(event["on_time"]), None, ""),
+                (Event.PREPAYMENT, bool(months), months, str(months)),
+            ):
+                rule = _rule_on(rules[source], day) if wanted else None
+                if rule is None or not qualifies(rule, measure):
+                    continue
+                if points_for(rule, Decimal(1)) <= 0:
+                    continue
+                planned.append((event, holder, source, rule, occurred_at, day, detail))
+        period_of = {day: str(Period.containing(day)) for *_, day, _ in planned}
+        periods = set(period_of.values())
+        used = {
+            (row["holder_id"], row["source"], row["period"]): row["n"]
+            for row in Entry.objects.filter(
+                holder_id__in=holder_ids,
+                source__in=PAYMENT_EVENTS,
+                kind=Entry.Kind.AWARD,
+                period__in=periods,
+            )
+            .values("holder_id", "source", "period")
+            .annotate(n=Count("pk"))
+        }
+        entries, deltas = [], defaultdict(int)
+        for event, holder, source, rule, occurred_at, day, detail in planned:
+            payment_id = int(event["payment_id"])
+            if payment_id in refunded and (
+                refunded[payment_id] == holder.user_id
+                or _payment_refunded(payment_id=payment_id, payer=holder.user)
+            ):
+                continue
+            reference = str(payment_id)
+            if (holder.pk, source, reference) in awarded:
+                continue
+            period = period_of[day]
+            capped = rule.cap_per_month is not None
+            if capped and used.get((holder.pk, source, period), 0) >= rule.cap_per_month:
+                logger.info("points: %s cap reached for %s in %s", source, holder, period)
+                continue
+            amount = points_for(rule, Decimal(1))
+            entries.append(
+                Entry(
+                    holder_id=holder.pk,
+                    currency=rule.currency,
+                    amount=amount,
+                    kind=Entry.Kind.AWARD,
+                    source=source,
+                    reference=reference,
+                    rule_id=rule.pk,
+                    detail=detail[:100],
+                    occurred_at=occurred_at,
+                    period=period,
+                )
+            )
+            awarded.add((holder.pk, source, reference))
+            used[(holder.pk, source, period)] = used.get((holder.pk, source, period), 0) + 1
+            deltas[balances[(holder.pk, rule.currency)]] += amount
+        if not entries:
+            return []
+        Entry.objects.bulk_create(entries)
+        # One statement per distinct amount (one or two: most payers earn the same), whatever
+        # the currency; the rows are locked, nobody else moves them. (A CASE over each row costs
+        # Django more to build than the database to run.)
+        by_amount = defaultdict(list)
+        for pk, delta in deltas.items():
+            by_amount[delta].append(pk)
+        for delta, pks in sorted(by_amount.items()):
+            Balance.objects.filter(pk__in=pks).update(amount=F("amount") + delta)
+    return entries
+
+
+def _ids(event: dict) -> tuple:
+    return event.get("payment_id"), event.get("payer_id")
 
 
 def clawback_for_refund(*, payment_id: int, payer_id: int) -> list[Entry]:

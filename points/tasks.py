@@ -33,6 +33,9 @@ def _quiet_when_gone(task):
 
 RETRY = {
     "acks_late": True,
+    # Redeliver, rather than acknowledge, an award whose pool process was killed mid-task (see
+    # billing.tasks.run_payout): otherwise that award is lost for good.
+    "reject_on_worker_lost": True,
     "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": 5,
     "retry_jitter": True,
@@ -53,6 +56,15 @@ def award_payment(
         months_prepaid=months_prepaid,
     )
     return len(entries)
+
+
+@shared_task(**RETRY)
+def award_payments_batch(events: list[dict]) -> int:
+    """Many payment_succeeded events in one task (bulk senders: a due day's payments), each a
+    dict of award_payment's arguments. One transaction: killed midway, the whole batch comes
+    back (acks_late, reject_on_worker_lost) and awards what it had not, once. An unknown payer
+    is skipped by the service, not the batch."""
+    return len(services.award_for_payments(events))
 
 
 @shared_task(**RETRY)

@@ -27,8 +27,11 @@ from rest_framework.views import APIView
 
 from community import selectors as community_selectors
 from community.models import Community, Household, User
+from config import security
+from config.api import throttled_response
 from repairs import selectors, services, transitions
 from repairs.models import Kind, Status, Ticket, TicketCategory, TicketEvent, TicketPhoto
+from repairs.photos import FORMATS
 
 MAX_ID = 2**63 - 1  # the largest primary key: larger numbers are bad input, not a database error
 
@@ -259,10 +262,12 @@ class TicketCategoryListView(ListAPIView):
         return selectors.ticket_category_list(kind=query.validated_data.get("kind"))
 
 
-class TicketListCreateView(GenericAPIView):
+class TicketListCreateView(security.ThrottleMessageMixin, GenericAPIView):
     """GET: the tickets in the caller's scope (residents: their households' and their own
     common-area tickets; staff: their company's estates; centre admins: their centre's).
-    POST: a resident files a report or repair."""
+    POST: a resident files a report or repair (rate-limited per user, with the filing form)."""
+
+    throttle_classes = [security.TicketRateThrottle]  # counts POSTs only
 
     serializer_class = TicketSerializer
     queryset = Ticket.objects.none()  # for the schema; the scoped list comes from the selector
@@ -273,8 +278,11 @@ class TicketListCreateView(GenericAPIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         viewer = selectors.ticket_viewer(user=request.user)
+        community = params.get("community")
         qs = selectors.ticket_filter(
-            selectors.ticket_list(viewer=viewer),
+            selectors.ticket_list(
+                viewer=viewer, community_ids=None if community is None else [community]
+            ),
             status=params.get("status"),
             kind=params.get("kind"),
             category_id=params.get("category"),
@@ -291,7 +299,12 @@ class TicketListCreateView(GenericAPIView):
 
     @extend_schema(
         request=TicketCreateSerializer,
-        responses={201: TicketDetailSerializer, 400: OpenApiResponse(), 403: OpenApiResponse()},
+        responses={
+            201: TicketDetailSerializer,
+            400: OpenApiResponse(),
+            403: OpenApiResponse(),
+            429: throttled_response(),
+        },
     )
     def post(self, request):
         if not selectors.may_file_tickets(user=request.user):
@@ -411,7 +424,21 @@ class TicketPhotoFileView(APIView):
     def get(self, request, pk, photo_id):
         viewer = selectors.ticket_viewer(user=request.user)
         photo = selectors.ticket_photo_get(viewer=viewer, ticket_id=pk, photo_id=photo_id)
-        response = FileResponse(photo.image.open("rb"), content_type=photo.content_type)
+        # Only the image types repairs.photos writes; never a type a browser would run, and
+        # (with nosniff) never guessed from the bytes. The name is ours, not the uploader's.
+        content_type = photo.content_type if photo.content_type in SAFE_PHOTO_TYPES else None
+        extension = SAFE_PHOTO_TYPES.get(photo.content_type, "")
+        response = FileResponse(
+            photo.image.open("rb"),
+            content_type=content_type or "application/octet-stream",
+            as_attachment=content_type is None,
+            filename=f"ticket-{photo.ticket_id}-photo-{photo.pk}{extension}",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
         # The stored file never changes; only the signed-in browser may keep it.
         response["Cache-Control"] = "private, max-age=86400"
         return response
+
+
+# Content type -> file extension, of every format repairs.photos stores.
+SAFE_PHOTO_TYPES = {kind: extension for kind, extension, _options in FORMATS.values()}

@@ -27,6 +27,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from community.models import Community, Household
 
@@ -257,8 +258,12 @@ class TicketEvent(models.Model):
         verbose_name=_("by"),
         help_text=_("Empty for the system (the SLA job)."),
     )
-    from_status = models.CharField(_("from"), max_length=12, choices=Status.choices, blank=True)
-    to_status = models.CharField(_("to"), max_length=12, choices=Status.choices, blank=True)
+    from_status = models.CharField(
+        pgettext_lazy("previous status", "from"), max_length=12, choices=Status.choices, blank=True
+    )
+    to_status = models.CharField(
+        pgettext_lazy("new status", "to"), max_length=12, choices=Status.choices, blank=True
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -281,9 +286,11 @@ class TicketEvent(models.Model):
 
 
 def photo_path(instance: "TicketPhoto", filename: str) -> str:
-    # A random name: nothing of the uploader's file name reaches the storage.
+    # A random name, and no ticket number in the path: nothing of the uploader's file name
+    # reaches the storage, and should the media folder ever be served directly, no photo can be
+    # found by counting. (Photos are served only through the scoped view.)
     suffix = PurePosixPath(filename).suffix.lower()
-    return f"repairs/tickets/{instance.ticket_id}/{uuid.uuid4().hex}{suffix}"
+    return f"repairs/photos/{uuid.uuid4().hex}{suffix}"
 
 
 class TicketPhoto(models.Model):

@@ -17,8 +17,9 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from community import selectors as community_selectors
 from community import services as community_services
@@ -149,7 +150,9 @@ def ticket_create(
     if household is None and not location:
         errors["location"] = _("Say where the problem is, or choose your flat.")
     if len(photos) > MAX_PHOTOS:
-        errors["photos"] = _("At most %(count)d photos.") % {"count": MAX_PHOTOS}
+        errors["photos"] = ngettext(
+            "At most %(count)d photo.", "At most %(count)d photos.", MAX_PHOTOS
+        ) % {"count": MAX_PHOTOS}
     if errors:
         raise ValidationError(errors)
     if household is not None:
@@ -441,7 +444,14 @@ def ticket_photo_add(
         if ticket.status not in PHOTO_STATUSES:
             raise Conflict(_("This ticket is finished: no more photos."))
         if TicketPhoto.objects.filter(ticket=ticket).count() >= MAX_PHOTOS:
-            raise Conflict(_("A ticket has at most %(count)d photos.") % {"count": MAX_PHOTOS})
+            raise Conflict(
+                ngettext(
+                    "A ticket has at most %(count)d photo.",
+                    "A ticket has at most %(count)d photos.",
+                    MAX_PHOTOS,
+                )
+                % {"count": MAX_PHOTOS}
+            )
         stored = _store_photo(ticket=ticket, photo=photo, user=user, at=at)
         TicketEvent.objects.create(
             ticket=ticket, kind=TicketEvent.Kind.PHOTO_ADDED, actor=user, created_at=at
@@ -513,7 +523,7 @@ def _escalate_one(pk: int, *, deadline: str, now: datetime) -> bool:
     with translation.override(settings.LANGUAGE_CODE):  # written by the system: the site language
         note = _("%(what)s (due %(due)s)") % {
             "what": _what(deadline),
-            "due": local_due.strftime("%Y-%m-%d %H:%M"),
+            "due": formats.date_format(local_due, "SHORT_DATETIME_FORMAT"),
         }
     TicketEvent.objects.create(
         ticket=ticket, kind=TicketEvent.Kind.ESCALATED, note=note, created_at=now
@@ -535,7 +545,7 @@ def _escalate_one(pk: int, *, deadline: str, now: datetime) -> bool:
                     "what": _what(deadline),
                     "community": ticket.community.name,
                     "category": ticket.category.name,
-                    "due": local_due.strftime("%Y-%m-%d %H:%M"),
+                    "due": formats.date_format(local_due, "SHORT_DATETIME_FORMAT"),
                 }
             ),
             link=reverse("repairs-detail", args=[ticket.pk]),

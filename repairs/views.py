@@ -25,11 +25,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from community import selectors as community_selectors
 from community.models import Community, User
+from config import security
 from config.api import Conflict
 from repairs import selectors, services, transitions
 from repairs.models import MAX_PHOTOS, Kind, Status, Ticket, TicketCategory
@@ -57,7 +58,10 @@ class MultiplePhotoField(forms.FileField):
             return []
         files = data if isinstance(data, list | tuple) else [data]
         if len(files) > MAX_PHOTOS:
-            raise ValidationError(_("At most %(count)d photos.") % {"count": MAX_PHOTOS})
+            raise ValidationError(
+                ngettext("At most %(count)d photo.", "At most %(count)d photos.", MAX_PHOTOS)
+                % {"count": MAX_PHOTOS}
+            )
         return [super(MultiplePhotoField, self).clean(f, initial) for f in files]
 
 
@@ -248,6 +252,8 @@ def ticket_new(request, kind: str):
         kind=kind,
     )
     if posted and form.is_valid():
+        if (throttled := security.throttled_page(request, security.TicketRateThrottle)) is not None:
+            return throttled
         data = form.cleaned_data
         try:
             ticket = services.ticket_create(
@@ -439,8 +445,9 @@ def queue(request):
     now = timezone.now()
     status = filters.get("status") or selectors.OPEN
     qs = selectors.ticket_filter(
-        selectors.ticket_list(viewer=viewer).filter(
-            community_id__in=viewer.staff_community_ids | viewer.admin_community_ids
+        selectors.ticket_list(
+            viewer=viewer,
+            community_ids=viewer.staff_community_ids | viewer.admin_community_ids,
         ),
         status=None if status == "all" else status,
         kind=filters.get("kind") or None,

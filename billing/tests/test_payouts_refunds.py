@@ -203,6 +203,34 @@ def test_refund_idempotency(paid, as_user):
     assert LedgerTransaction.objects.filter(kind="refund").count() == 1
 
 
+def test_a_retry_after_our_commit_failed_sends_the_gateway_the_same_refund_number(paid, as_user):
+    # The gateway refunded, then our transaction failed: the client's retry with the same
+    # Idempotency-Key must reach the gateway as the same refund, or the payer is paid twice.
+    from billing.gateways import sandbox
+
+    client = as_user(paid["admin"])
+    sent = []
+    real_refund = sandbox.SandboxGateway.refund
+
+    def recording_refund(self, **kwargs):
+        sent.append(kwargs["refund_no"])
+        return real_refund(self, **kwargs)
+
+    with (
+        mock.patch.object(sandbox.SandboxGateway, "refund", recording_refund),
+        mock.patch(
+            "billing.services.audit.record", side_effect=[RuntimeError("db gone"), None, None]
+        ),
+    ):
+        with pytest.raises(RuntimeError):
+            refund(client, paid["payment"], "10.00", key="retry-me")
+        assert refund(client, paid["payment"], "10.00", key="retry-me").status_code == 201
+        other = refund(client, paid["payment"], "10.00", key="another")
+    assert len(sent) == 3 and sent[0] == sent[1] != sent[2]
+    assert other.status_code == 201
+    assert LedgerTransaction.objects.filter(kind="refund").count() == 2
+
+
 @pytest.mark.parametrize("amount", ["0", "-5", "abc", "1.234"])
 def test_refund_bad_amounts_are_400(paid, as_user, amount):
     assert refund(as_user(paid["admin"]), paid["payment"], amount).status_code == 400

@@ -5,11 +5,13 @@ DEBUG on only if asked, SQLite in ./var/, Celery tasks run eagerly in-process, m
 Production sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and friends (see README).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     # Domain apps, in dependency order: each may use the ones above it, never below.
     "community",
     "billing",
@@ -57,6 +60,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "config.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "config.middleware.ChineseFirstLocaleMiddleware",
@@ -65,6 +70,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Who and from where, for the audit log of what the request changes (community.audit).
+    "community.audit.AuditContextMiddleware",
+    # Last, as django-axes asks: turns a lock-out flagged during sign-in into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -82,6 +91,8 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The CSP nonce, for the admin's few inline <style> blocks (never for scripts).
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -108,6 +119,12 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "config.security.AxesBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -123,6 +140,11 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://linli")}
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Django's zh_Hans formats with money grouped by thousands (config/formats/zh_Hans/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
+# The language switch is remembered for a year, not only until the browser closes (Django's
+# default), and survives logging out, since it is a cookie and not part of the session.
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
@@ -187,6 +209,52 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
+# The number of reverse proxies in front of the app that append to X-Forwarded-For. 0 (the
+# default): the client is REMOTE_ADDR and X-Forwarded-For, which anyone can send, is ignored.
+# Used for sign-in lock-outs, throttling and the audit log (config.security.client_ip).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Content-Security-Policy (Django's own middleware): scripts and styles only from our origin,
+# never inline. The nonce is added only on the pages that ask for it (the admin's inline
+# <style> blocks, the API docs' page style); a page that does not use it sends no nonce.
+# Images also from data: URIs (the admin's and Swagger UI's icons are data: SVGs in their CSS).
+# Forms post to us; a payment page may redirect to the enabled gateways' cashiers.
+_GATEWAY_ORIGINS = {
+    "alipay": ["https://openapi.alipay.com", "https://openapi-sandbox.dl.alipaydev.com"],
+    "wechat": ["https://wx.tenpay.com"],
+}
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [
+        CSP.SELF,
+        *[
+            origin
+            for gateway in env.list("PAYMENT_GATEWAYS", default=["sandbox"])
+            for origin in _GATEWAY_ORIGINS.get(gateway, [])
+        ],
+    ],
+}
+# Browser features no page of ours uses (config.security.PermissionsPolicyMiddleware).
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+
+# --- Sign-in lock-out (django-axes) ----------------------------------------------------------
+# After LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
+# locked out for LOGIN_COOLOFF_MINUTES (every further try restarts the wait): the browser login,
+# the admin's and POST /api/v1/auth/token/ all answer 429 then. Locking the pair, not the
+# address alone, keeps one guesser from locking out a whole estate behind a carrier's shared
+# address, and keeps a stranger from locking a resident out of their own account from afar.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -198,6 +266,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "config.api.StandardPagination",
+    # DRF's own two, the HTML one with the inline styles its templates need (config.security).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "config.security.BrowsableAPIRenderer",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
@@ -205,6 +278,8 @@ REST_FRAMEWORK = {
         # Per client address: slows password guessing on the token endpoint.
         "auth": env.str("AUTH_THROTTLE_RATE", default="20/min"),
     },
+    # Client addresses for throttling: behind TRUSTED_PROXY_COUNT proxies, as config.security.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -218,6 +293,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The error answers every endpoint shares (400, 401, 403, 404), with their bodies.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.document_error_responses",
+    ],
     # Several models have a "status" field: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "BillStatusEnum": "billing.models.Bill.Status",
@@ -245,6 +325,8 @@ if "sandbox" in PAYMENT_GATEWAYS and not SANDBOX_GATEWAY_SECRET:
     raise ImproperlyConfigured("SANDBOX_GATEWAY_SECRET is required when the sandbox gateway is on.")
 # A payment the payer never completes frees its bills after this many minutes.
 PAYMENT_PENDING_MINUTES = env.int("PAYMENT_PENDING_MINUTES", default=30)
+# Payments one user may start (API and pay page together), as DRF rates: "30/min", "500/hour".
+PAYMENT_THROTTLE_RATE = env.str("PAYMENT_THROTTLE_RATE", default="30/min")
 # Public base URL of the site, for the gateways' notify and return URLs (no trailing slash).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # Alipay (支付宝), on when "alipay" is in PAYMENT_GATEWAYS. Keys: PEM text (a one-line value may
@@ -282,6 +364,8 @@ for _gateway, _required in {
 # --- Repairs (tickets) ----------------------------------------------------------------------
 # Largest photo a resident or staff member may attach to a ticket (bytes; 6 photos per ticket).
 REPAIRS_PHOTO_MAX_BYTES = env.int("REPAIRS_PHOTO_MAX_BYTES", default=8 * 1024 * 1024)
+# Tickets one user may file (API and form together), as DRF rates: "10/min", "100/hour".
+TICKET_THROTTLE_RATE = env.str("TICKET_THROTTLE_RATE", default="10/min")
 # Days after its resolution during which the filer may reopen a ticket.
 REPAIRS_REOPEN_DAYS = env.int("REPAIRS_REOPEN_DAYS", default=7)
 # Minutes between two runs of the SLA check that escalates overdue tickets (Celery beat).
@@ -312,6 +396,21 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 60 * 60 * 24
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# acks_late tasks keep their message in Redis's "unacked" set until they finish. A worker killed
+# outright (SIGKILL, OOM, a lost host) never acks, and Redis hands such a message to a worker
+# again only once it is older than the visibility timeout. The timeout must stay above the
+# longest task and the longest retry countdown, or a slow task is delivered twice (harmless, as
+# every acks_late task is idempotent, but wasted). Workers look for such messages every tenth of
+# the timeout (1 to 10 s); the fault tests shorten CELERY_VISIBILITY_TIMEOUT to a few seconds.
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=60 * 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
+}
+# A worker writes this Redis key (with a time to live) while its event loop runs; /healthz/
+# reads it to tell whether any worker is alive (config/celery.py, config/health.py).
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 # Beat schedule: each app adds its periodic jobs here, so the whole timetable reads in one place.
 CELERY_BEAT_SCHEDULE = {
     "community-clear-expired-sessions": {

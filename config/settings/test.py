@@ -28,3 +28,8 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {**REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "1000/min"},
 }
+# The locmem cache outlives each test's rolled-back database, and SQLite hands the next test's
+# users the same ids: per-user counts would carry over between tests. The throttling tests
+# (tests/test_hardening.py) set low rates themselves.
+PAYMENT_THROTTLE_RATE = "10000/min"
+TICKET_THROTTLE_RATE = "10000/min"
