@@ -3,12 +3,14 @@
 Markers:
 - `postgres`: the test needs PostgreSQL (row locks, triggers, exclusion constraints).
 - `broker`: the test needs a live Celery broker (CELERY_BROKER_URL) and starts a real worker.
+- `e2e`: the test drives the machine's Chromium (/usr/bin/chromium, Debian's `chromium`).
 On a machine with nothing but Python (SQLite, eager Celery) these are skipped with the reason.
 With LINLI_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails them instead, so CI can
 never pass by skipping them.
 """
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -16,6 +18,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 REQUIRE_SERVICES = os.environ.get("LINLI_REQUIRE_SERVICES") == "1"
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -30,6 +33,8 @@ def _service_markers(request):
         _skip_or_fail("needs PostgreSQL: set DATABASE_URL=postgres://...")
     if request.node.get_closest_marker("broker") and not settings.CELERY_BROKER_URL:
         _skip_or_fail("needs a live Celery broker: set CELERY_BROKER_URL=redis://...")
+    if request.node.get_closest_marker("e2e") and not CHROMIUM.exists():
+        _skip_or_fail("needs Chromium at /usr/bin/chromium: apt-get install chromium")
 
 
 @pytest.fixture

@@ -44,7 +44,11 @@
         stopped.add(region); // signed out or no longer allowed: stop asking
         return;
       }
-      if (response.ok && !busy(region)) replace(region, await response.text());
+      if (response.ok) {
+        // Read the body first: the person may start choosing while it arrives.
+        const html = await response.text();
+        if (!busy(region)) replace(region, html);
+      }
     } catch (error) {
       // Offline for a moment: the next tick tries again.
     } finally {
