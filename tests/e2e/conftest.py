@@ -137,9 +137,11 @@ class Browsing:
                 self.problems.append(f"console error on {page.url}: {message.text}")
 
         def failed(request):
-            # A poll still in flight when the page navigates away is aborted by the browser:
-            # that is the page leaving, not a failure.
-            if request.failure == "net::ERR_ABORTED" and request.resource_type in {"fetch", "xhr"}:
+            # A request still in flight when the page navigates away (a poll, or a script the
+            # admin was still loading when the test clicked on) is aborted by the browser: that
+            # is the page leaving, not a failure. Blocked (CSP), refused or missing resources
+            # fail with other codes, or as console errors, and still count.
+            if request.failure == "net::ERR_ABORTED":
                 return
             self.problems.append(f"request failed: {request.url} ({request.failure})")
 
