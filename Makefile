@@ -17,15 +17,17 @@ FIND_PYTHON = for p in "$$LINLI_PYTHON" python3.14 python3.13 python3.12 \
 	then command -v "$$p"; exit 0; fi; \
 	done; exit 1
 
-.PHONY: help install run test lint format check messages worker beat bench clean
+.PHONY: help install e2e-deps run test lint format check messages worker beat bench clean
 
 help:
 	@echo "make run       set up, migrate, seed the demo and serve it at http://127.0.0.1:8000"
 	@echo "make test      run the test suite (SQLite + eager Celery unless DATABASE_URL / CELERY_BROKER_URL are set)"
+	@echo "               with the browser tests in /usr/bin/chromium (skipped without it)"
 	@echo "make lint      ruff check and format check"
 	@echo "make check     migrations up to date, and check --deploy with production settings"
 	@echo "make messages  refresh and compile the zh-hans translation catalogue"
 	@echo "make worker / make beat   a Celery worker / beat against CELERY_BROKER_URL"
+	@echo "make bench     the benchmark suite on PostgreSQL + Redis (docs/performance.md)"
 
 $(PY):
 	@python_bin="$$($(FIND_PYTHON))" || { \
@@ -49,7 +51,20 @@ run: install
 	DEBUG=true $(PY) manage.py seed_demo
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
-test: install
+# The browser tests' JavaScript (axe-core), pinned by tests/e2e/package-lock.json. Installed
+# again only when the lock file changes. Without npm this fails only where the browser tests
+# would run (Chromium installed); elsewhere they are skipped anyway.
+E2E_MODULES := tests/e2e/node_modules/.package-lock.json
+
+$(E2E_MODULES): tests/e2e/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd tests/e2e && npm ci --no-audit --no-fund; \
+	elif [ -x /usr/bin/chromium ]; then \
+	  echo "The browser tests need npm for axe-core: apt-get install nodejs npm"; exit 1; \
+	else echo "npm and Chromium not found: the browser tests will be skipped"; exit 0; fi
+
+e2e-deps: $(E2E_MODULES)
+
+test: install e2e-deps
 	$(PY) -m pytest $(ARGS)
 
 lint: install
@@ -71,7 +86,7 @@ check: install
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 messages: install
-	DEBUG=true $(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore='$(VENV)' --ignore=staticfiles
+	DEBUG=true $(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore='$(VENV)' --ignore=staticfiles --ignore=node_modules
 	DEBUG=true $(PY) manage.py compilemessages --ignore='$(VENV)'
 
 worker: install
@@ -80,10 +95,14 @@ worker: install
 beat: install
 	$(VENV)/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule
 
-# Benchmarks run on PostgreSQL only and are not part of `make test` (they measure, not assert).
+# The benchmark suite (docs/performance.md): a throw-away database on the PostgreSQL server that
+# DATABASE_URL names, a Redis broker (CELERY_BROKER_URL), gunicorn and a Celery worker it starts
+# itself. Writes docs/performance.md and bench/results.json. BENCH_ARGS, e.g.
+# BENCH_ARGS="--only bill_run --households 1000000". Its tiny-scale runs are in `make test`.
+BENCH_ARGS ?=
 bench: install
 	@test -n "$$DATABASE_URL" || { echo "make bench needs DATABASE_URL=postgres://..."; exit 1; }
-	$(PY) -m pytest -q -s bench/bench_dashboard.py
+	$(PY) -m bench.run --households 100000 --communities 200 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,390 @@
+"""Payment rush over HTTP: 32 residents pay at once for 60 s, each cycle a full payment
+(POST /api/v1/payments/ with an Idempotency-Key, then the sandbox gateway's signed notification),
+against gunicorn with production settings. The limit, measured on the same gunicorn in the same
+run: a bare authenticated DRF endpoint that reads one row (bench/urls.py).
+
+The rush runs twice: every payment into ONE community (every cycle credits the same escrow
+account: the hot-row case) and spread over up to 200 communities. While each runs, PostgreSQL's
+wait events are sampled, so the report says whether the payments queue on a row lock.
+
+Each cycle pays a different bill: the residents of the chosen households prepay future months
+(bills made set-based for the periods after ctx.period), so the month being billed, paid out and
+scored by the other scenarios is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from django.db import connection
+
+from bench import server as bench_server
+from bench.core import BENCH_SANDBOX_SECRET, Context, Outcome
+from bench.httpload import WaitSampler, households_spread, residents_with_tokens, run_loadgen
+from billing.selectors import ledger_problems
+from community.models import Community
+
+GOAL = (
+    "≥ 40% of the endpoint's requests/s in full payment cycles/s; p99 per request < 150 ms; "
+    "zero double payments; check_ledger clean"
+)
+LIMIT = "bare authenticated DRF endpoint reading one row (GET /bench/one-row/), same gunicorn"
+USERS = 32
+SECONDS = 60
+TINY_SECONDS = 2
+# Bills are made for at most this many cycles a second (more than 2 cores can do); if the
+# rush ever outruns them the load generator stops early and says "out of bills".
+MAX_CYCLES_PER_SECOND = 400
+SPREAD_COMMUNITIES = 200
+
+
+def _make_bills(household_ids: list[int], ctx: Context, months: int) -> None:
+    """Bills for the `months` periods after ctx.period, for these households, in one statement;
+    the rate is the community's latest agreement's (2.50 where there is none)."""
+    # From two months on: the bill run benchmark writes (and removes) the next month's bills.
+    first = ctx.period.plus(2).first_day
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO billing_bill (household_id, community_id, period, area, rate, amount,
+                                      paid_amount, status, due_date, is_prepaid, created_at)
+            SELECT h.id, b.community_id, to_char(m.first_day, 'YYYY-MM'), h.area, r.rate,
+                   ROUND(h.area * r.rate, 2), 0, 'unpaid', (m.first_day + 14)::date, TRUE, NOW()
+              FROM community_household h
+              JOIN community_building b ON b.id = h.building_id
+             CROSS JOIN LATERAL (
+                   SELECT COALESCE((SELECT a.fee_rate FROM community_agreement a
+                                     WHERE a.community_id = b.community_id
+                                     ORDER BY a.effective_from DESC LIMIT 1), 2.50) AS rate) r
+             CROSS JOIN LATERAL (
+                   SELECT (%s::date + make_interval(months => n))::date AS first_day
+                     FROM generate_series(0, %s - 1) n) m
+             WHERE h.id = ANY(%s)
+            ON CONFLICT (household_id, period) DO NOTHING
+            """,
+            [first, months, household_ids],
+        )
+
+
+def _jobs(household_ids: list[int], tokens: dict, ctx: Context, limit: int) -> list[dict]:
+    """Unpaid future bills of these households that no payment holds, ordered so that jobs
+    taken together belong to different households."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT bill.id, bill.household_id
+              FROM billing_bill bill
+             WHERE bill.household_id = ANY(%s) AND bill.period > %s AND bill.status = 'unpaid'
+               AND NOT EXISTS (SELECT 1 FROM billing_paymentitem item WHERE item.bill_id = bill.id)
+             ORDER BY bill.period, array_position(%s, bill.household_id)
+             LIMIT %s
+            """,
+            [household_ids, str(ctx.period), household_ids, limit],
+        )
+        return [
+            {"bill_id": bill_id, "token": tokens[household_id][1]}
+            for bill_id, household_id in cursor.fetchall()
+        ]
+
+
+def _prepare(ctx: Context, household_ids: list[int], cycles: int, name: str):
+    tokens = residents_with_tokens(household_ids)
+    _make_bills(household_ids, ctx, months=max(1, math.ceil(cycles / len(household_ids))))
+    jobs = _jobs(household_ids, tokens, ctx, cycles)
+    path = ctx.workdir / f"payment-jobs-{name}.jsonl"
+    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    return path, [job["bill_id"] for job in jobs], tokens
+
+
+def double_payments(bill_ids: list[int]) -> list[str]:
+    """Any bill paid twice: by two succeeded payments, or credited to escrow more than it costs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT item.bill_id FROM billing_paymentitem item
+              JOIN billing_payment p ON p.id = item.payment_id
+             WHERE item.bill_id = ANY(%s) AND p.status IN ('succeeded', 'refunded')
+             GROUP BY item.bill_id HAVING COUNT(*) > 1
+            UNION
+            SELECT posting.bill_id FROM billing_posting posting
+              JOIN billing_account account ON account.id = posting.account_id
+              JOIN billing_bill bill ON bill.id = posting.bill_id
+             WHERE posting.bill_id = ANY(%s) AND account.kind = 'escrow'
+             GROUP BY posting.bill_id, bill.amount HAVING -SUM(posting.amount) > bill.amount
+            """,
+            [bill_ids, bill_ids],
+        )
+        return [f"bill {bill_id} paid twice" for (bill_id,) in cursor.fetchall()]
+
+
+def succeeded_count(bill_ids: list[int]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT COUNT(*) FROM billing_paymentitem item
+                 JOIN billing_payment p ON p.id = item.payment_id
+                WHERE item.bill_id = ANY(%s) AND p.status = 'succeeded'""",
+            [bill_ids],
+        )
+        return cursor.fetchone()[0]
+
+
+def _measured(server, ctx, args, name) -> dict:
+    """run_loadgen, plus the CPU the gunicorn workers spent meanwhile."""
+    before = server.cpu_seconds()
+    report = run_loadgen(ctx, args, name=name)
+    report["server_cpu_seconds"] = server.cpu_seconds() - before
+    return report
+
+
+def _cpu_ms(report: dict, per: str) -> float | None:
+    # The CPU of the warm-up is in the total too: divide by everything that was completed.
+    done = report["completed"] if per == "cycle" else report["requests"]
+    return round(report["server_cpu_seconds"] * 1000 / done, 2) if done else None
+
+
+def hot_row_hold_ms(household_ids: list[int], tokens: dict, ctx: Context, count: int) -> dict:
+    """How long one payment holds the account row locks (from ledger.post locking the accounts
+    to the commit), measured in this process on `count` payments of the hot community, one
+    after another through the real services and the sandbox's signed notification. Payments
+    that all credit one escrow row are serialised for exactly that long, so 1000 / hold_ms is
+    the most payments a second one community can ever take, whatever the server."""
+    from django.db import transaction
+
+    from billing import ledger, services
+    from billing.gateways import sandbox
+    from billing.models import SandboxTrade
+    from community.models import User
+
+    real_lock = ledger.accounts_for_update
+    holds: list[float] = []
+
+    def timed_lock(ids):
+        locked = real_lock(ids)
+        taken = time.perf_counter()
+        transaction.on_commit(lambda: holds.append((time.perf_counter() - taken) * 1000))
+        return locked
+
+    jobs = _jobs(household_ids, tokens, ctx, count)
+    users = {user.pk: user for user in User.objects.filter(pk__in=[u for u, _ in tokens.values()])}
+    by_token = {token: users[user_id] for user_id, token in tokens.values()}
+    ledger.accounts_for_update = timed_lock
+    try:
+        for job in jobs:
+            body = {"bill_ids": [job["bill_id"]], "gateway": "sandbox"}
+            payment, _ = services.payment_create(
+                payer=by_token[job["token"]],
+                bill_ids=[job["bill_id"]],
+                gateway="sandbox",
+                idempotency_key=f"hold-{job['bill_id']}",
+                fingerprint=services.request_fingerprint(body),
+            )
+            trade = SandboxTrade.objects.get(out_trade_no=payment.out_trade_no)
+            sandbox.SandboxGateway.confirm(trade)
+            raw = sandbox.notification_body(trade)
+            services.payment_notification_receive(
+                gateway="sandbox", body=raw, headers={sandbox.SIGNATURE_HEADER: sandbox.sign(raw)}
+            )
+    finally:
+        ledger.accounts_for_update = real_lock
+    holds.sort()
+    bill_ids = [job["bill_id"] for job in jobs]
+    if not holds:
+        return {"payments": 0, "bill_ids": bill_ids}
+    median = holds[len(holds) // 2]
+    return {
+        "bill_ids": bill_ids,
+        "payments": len(holds),
+        "hold_ms_p50": round(median, 2),
+        "hold_ms_p95": round(holds[int(len(holds) * 0.95)], 2),
+        "ceiling_per_s": round(1000 / median, 0) if median else None,
+    }
+
+
+def profile_rush(ctx: Context, household_ids: list[int], *, seconds: int):
+    """A short extra rush into the hot community on a gunicorn whose workers run under
+    pyinstrument (bench/gunicorn_profile.py); separate from the measured runs, since profiling
+    slows them. Returns the folder of the per-worker text reports."""
+    folder = ctx.workdir / "profile-payment-rush"
+    cycles = (seconds + 2) * MAX_CYCLES_PER_SECOND
+    jobs, _, _ = _prepare(ctx, household_ids, cycles * 3, "profile")
+    with bench_server.serve(ctx, name="payment-rush-profile", profile_dir=folder) as server:
+        args = ["--base-url", server.base_url, "--users", str(USERS), "--seconds", str(seconds)]
+        run_loadgen(
+            ctx,
+            [
+                *args,
+                "--warmup",
+                "2",
+                "payment",
+                "--jobs",
+                str(jobs),
+                "--secret",
+                BENCH_SANDBOX_SECRET,
+            ],
+            name="rush-profile",
+        )
+    return folder
+
+
+def run(ctx: Context) -> Outcome:
+    seconds = TINY_SECONDS if ctx.tiny else int(ctx.extra.get("rush_seconds", SECONDS))
+    warmup = 0.5 if ctx.tiny else 3
+    cycles = int((seconds + warmup) * MAX_CYCLES_PER_SECOND)
+    city = ctx.extra.get("city")
+    communities = (
+        city.community_ids
+        if city
+        else list(Community.objects.order_by("pk").values_list("pk", flat=True))
+    )
+    hot_community = communities[0]
+    one = households_spread([hot_community], per_community=10**9)
+    # The hot community stays out of the spread run: its households' bills are the other run's.
+    spread_communities = communities[1 : SPREAD_COMMUNITIES + 1] or communities[:1]
+    spread = households_spread(
+        spread_communities, per_community=max(1, math.ceil(len(one) / len(spread_communities)))
+    )
+    one_jobs, one_bills, tokens = _prepare(ctx, one, cycles, "one")
+    spread_jobs, spread_bills, _ = _prepare(ctx, spread, cycles, "spread")
+    tokens_file = ctx.workdir / "rush-tokens.txt"
+    tokens_file.write_text("".join(token + "\n" for _, token in tokens.values()))
+
+    common = ["--users", str(USERS), "--seconds", str(seconds), "--warmup", str(warmup)]
+    figures: dict = {"users": USERS, "seconds": seconds, "hot_community_households": len(one)}
+    with bench_server.serve(ctx, name="payment-rush", workers=2 if ctx.tiny else None) as server:
+        figures["gunicorn_workers"] = server.workers
+        base = ["--base-url", server.base_url, *common]
+        baseline = _measured(
+            server,
+            ctx,
+            [*base, "get", "--path", "/bench/one-row/", "--tokens", str(tokens_file)],
+            "one-row",
+        )
+        with WaitSampler(ctx.database_url) as one_waits:
+            rush = _measured(
+                server,
+                ctx,
+                [*base, "payment", "--jobs", str(one_jobs), "--secret", BENCH_SANDBOX_SECRET],
+                "rush-one-community",
+            )
+        with WaitSampler(ctx.database_url) as spread_waits:
+            rush_spread = _measured(
+                server,
+                ctx,
+                [*base, "payment", "--jobs", str(spread_jobs), "--secret", BENCH_SANDBOX_SECRET],
+                "rush-spread",
+            )
+        if not ctx.tiny:
+            me = run_loadgen(
+                ctx,
+                [*base, "get", "--path", "/api/v1/me/", "--tokens", str(tokens_file)],
+                name="me",
+            )
+            figures["me_rps"] = round(me["rps"], 1)
+            figures["me_p99_ms"] = me["p99_ms"]
+
+    figures.update(
+        {
+            "one_row_rps": round(baseline["rps"], 1),
+            "one_row_p99_ms": baseline["p99_ms"],
+            "cycles_per_s": round(rush["cycles_per_s"], 1),
+            "rush_rps": round(rush["rps"], 1),
+            "p50_ms": rush["p50_ms"],
+            "p95_ms": rush["p95_ms"],
+            "p99_ms": rush["p99_ms"],
+            "create_p99_ms": rush["by_kind"].get("create", {}).get("p99_ms"),
+            "notify_p99_ms": rush["by_kind"].get("notify", {}).get("p99_ms"),
+            "cycles": rush["cycles"],
+            "failed_cycles": rush["failed_cycles"],
+            "spread_communities": len(spread_communities),
+            "spread_cycles_per_s": round(rush_spread["cycles_per_s"], 1),
+            "spread_p99_ms": rush_spread["p99_ms"],
+            "loadgen_cpu_seconds": round(rush["loadgen_cpu_seconds"], 1),
+            "server_cpu_ms_per_one_row": _cpu_ms(baseline, "request"),
+            "server_cpu_ms_per_cycle": _cpu_ms(rush, "cycle"),
+            "server_cpu_ms_per_cycle_spread": _cpu_ms(rush_spread, "cycle"),
+            # pg_stat_activity sampled every 0.1 s: backends active, and waiting for a lock.
+            "db_active_backends_avg": one_waits.summary()["active_backends_avg"],
+            "db_lock_waiting_backends_avg": _lock_waiting(one_waits.summary()),
+            "db_lock_waiting_backends_avg_spread": _lock_waiting(spread_waits.summary()),
+            "errors": {
+                **rush["errors"],
+                **{f"spread {k}": v for k, v in rush_spread["errors"].items()},
+            },
+        }
+    )
+    all_bills = one_bills + spread_bills
+    paid = succeeded_count(all_bills)
+    completed = rush["completed"] + rush_spread["completed"]
+    # After the count above: these payments take bills the rush left over.
+    figures["hot_row"] = hot_row_hold_ms(one, tokens, ctx, 5 if ctx.tiny else 200)
+    checks = {
+        "double_payments": double_payments(all_bills + figures["hot_row"].pop("bill_ids")),
+        "ledger": ledger_problems(),
+        "payments_completed": []
+        if paid == completed and completed > 0
+        else [f"{completed} cycles answered success, {paid} bills paid"],
+        "failed_cycles": [
+            f"{count} × {error}"
+            for error, count in figures["errors"].items()
+            if error != "out of bills"
+        ],
+    }
+    if ctx.profile and not ctx.tiny:  # last: its payments take bills the rush left over
+        figures["profile"] = str(profile_rush(ctx, one, seconds=15))
+    ratio = figures["cycles_per_s"] / figures["one_row_rps"] if figures["one_row_rps"] else None
+    p99 = figures["p99_ms"]
+    met = (
+        ratio is not None
+        and ratio >= 0.40
+        and p99 is not None
+        and p99 < 150
+        and not any(checks.values())
+    )
+    return Outcome(
+        scenario="payment_rush",
+        goal=GOAL,
+        limit=LIMIT,
+        figures=figures,
+        ratio=round(ratio, 3) if ratio is not None else None,
+        met=met,
+        explanation=explain(figures, ratio),
+        checks=checks,
+    )
+
+
+def _lock_waiting(summary: dict) -> float:
+    return round(sum(v for k, v in summary["waiting_avg"].items() if k.startswith("Lock/")), 2)
+
+
+def explain(figures: dict, ratio: float | None) -> str:
+    hot = figures["cycles_per_s"]
+    spread = figures["spread_cycles_per_s"]
+    row_waits = figures["db_lock_waiting_backends_avg"]
+    hold = figures["hot_row"]
+    cpu_cycle, cpu_row = figures["server_cpu_ms_per_cycle"], figures["server_cpu_ms_per_one_row"]
+    # A bounding row shows both ways: one community clearly slower than many, and half the
+    # workers' transactions queued on its lock at any moment.
+    hot_row_bound = (spread and hot < 0.8 * spread) or row_waits >= figures["gunicorn_workers"] / 2
+    if hot_row_bound:
+        verdict = "The escrow row bounds the rush: one community is clearly slower than many."
+    elif cpu_cycle and cpu_row:
+        verdict = (
+            "The escrow row does not bound it: the gunicorn workers' CPU does (a cycle costs "
+            f"{cpu_cycle / cpu_row:.1f}× the CPU of a one-row request, so at most "
+            f"~{cpu_row / cpu_cycle:.0%} of its rate); see the profile. Spreading payments "
+            "over communities would not help anyway while every payment also debits the one "
+            "gateway clearing account."
+        )
+    else:
+        verdict = ""
+    return (
+        f"One community {hot} cycles/s vs spread over {figures['spread_communities']} "
+        f"communities {spread}/s; during the one-community rush {row_waits} backends on average "
+        f"waited for a lock and {figures['db_active_backends_avg']} were "
+        f"active. A payment holds the account rows {hold.get('hold_ms_p50')} ms (p50), so one "
+        f"escrow row could take up to ~{hold.get('ceiling_per_s')} payments/s. Server CPU per "
+        f"payment cycle {figures['server_cpu_ms_per_cycle']} ms vs "
+        f"{figures['server_cpu_ms_per_one_row']} ms per one-row request. {verdict}"
+    )

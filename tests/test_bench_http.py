@@ -1,0 +1,103 @@
+"""The HTTP scenarios of the benchmark (bench/scenarios/payment_rush.py, ticket_queue.py) at tiny
+scale, for real: gunicorn on production settings serving this test database, the load generator
+in a second process, the sandbox gateway's signed notifications. Asserted: behaviour (payments
+completed and each bill paid once, ledger clean, queries per page fixed, the outcome filled in),
+never a timing."""
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from bench import datagen
+from bench.core import Context, correctness_checks, ensure_static
+from bench.scenarios import payment_rush, ticket_queue
+from billing.models import Bill, LedgerTransaction, Payment
+from community.periods import Period
+from repairs.models import Ticket
+
+pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench-static")
+
+
+@pytest.fixture
+def ctx(tmp_path, static_root):
+    settings_dict = connection.settings_dict
+    url = (
+        f"postgres://{settings_dict['USER']}"
+        + (f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else "")
+        + f"@{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
+        + f"/{settings_dict['NAME']}"
+    )
+    context = Context(
+        database_url=url,
+        households=60,
+        communities=3,
+        tiny=True,
+        workdir=tmp_path,
+        period=Period.current().previous(),
+        broker_url=settings.CELERY_BROKER_URL,
+    )
+    # Collected at most once a session (pages only): gunicorn runs with production's manifest
+    # storage.
+    (tmp_path / "static").symlink_to(static_root, target_is_directory=True)
+    datagen.generate(context)
+    return context
+
+
+def test_payment_rush_pays_each_bill_once_over_http(ctx):
+    outcome = payment_rush.run(ctx)
+
+    assert outcome.scenario == "payment_rush"
+    assert outcome.checks == {
+        "double_payments": [],
+        "ledger": [],
+        "payments_completed": [],
+        "failed_cycles": [],
+    }
+    figures = outcome.figures
+    assert figures["one_row_rps"] > 0 and figures["rush_rps"] > 0
+    assert figures["spread_communities"] == 2  # the other estates, the hot one left out
+    # Every cycle that answered "success" paid exactly one bill, through the real notification:
+    # a succeeded payment with its gateway trade number and one ledger transaction.
+    paid = Payment.objects.filter(status=Payment.Status.SUCCEEDED)
+    assert paid.count() > 0
+    assert not paid.filter(trade_no="").exists()
+    assert LedgerTransaction.objects.filter(kind="payment").count() == paid.count()
+    assert Bill.objects.filter(status=Bill.Status.PAID).count() == paid.count()
+    assert set(paid.values_list("items__bill__community_id", flat=True)) == set(
+        ctx.extra["city"].community_ids
+    )
+    # The month the other scenarios bill and pay out is left alone.
+    assert not Bill.objects.filter(period=str(ctx.period)).exists()
+    assert isinstance(outcome.met, bool) and outcome.ratio is not None
+    assert correctness_checks() == {
+        "ledger_problems": 0,
+        "points_problems": 0,
+        "double_payments": 0,
+    }
+
+
+def test_ticket_queue_makes_the_same_queries_for_a_small_and_a_large_table(ctx):
+    ensure_static(ctx)
+    outcome = ticket_queue.run(ctx)
+
+    assert outcome.scenario == "ticket_queue"
+    assert outcome.checks == {"queries_fixed": []}
+    figures = outcome.figures
+    assert figures["tickets_large"] == ticket_queue.TINY_LARGE
+    assert figures["tickets_small"] == ticket_queue.TINY_SMALL
+    assert Ticket.objects.count() == ticket_queue.TINY_LARGE + ticket_queue.TINY_SMALL
+    # One in OPEN_EVERY is open, and the open ones are exactly those with a deadline.
+    assert figures["open_large"] == ticket_queue.TINY_LARGE // ticket_queue.OPEN_EVERY
+    assert Ticket.objects.filter(next_due__isnull=False).count() == (
+        (ticket_queue.TINY_LARGE + ticket_queue.TINY_SMALL) // ticket_queue.OPEN_EVERY
+    )
+    for page in ("api", "api_estate", "console", "console_estate"):
+        assert figures[f"{page}_queries"] > 0
+    for page in ("api", "console"):
+        assert figures[f"{page}_p50_ms_large"] > 0 and figures[f"{page}_p50_ms_small"] > 0
+    assert outcome.ratio is not None and isinstance(outcome.met, bool)
