@@ -209,9 +209,13 @@ def _counter(cursor):
 
     def count() -> int:
         cursor.execute(
-            # Events, not entries: a payment can earn two entries (on time and prepaid).
-            "SELECT count(DISTINCT reference) FROM points_entry"
-            " WHERE id > %s AND source = %s AND kind = 'award'",
+            # Events, not entries (a payment can earn two: on time and prepaid), and only this
+            # run's events: a shared broker may hold other runs' award tasks, which the worker
+            # also takes, and which must not make the wait end early.
+            f"SELECT count(DISTINCT e.reference) FROM points_entry e"
+            f" JOIN {TABLE} t ON t.reference = e.reference"
+            f" JOIN points_holder h ON h.id = e.holder_id AND h.user_id = t.payer_id"
+            f" WHERE e.id > %s AND e.source = %s AND e.kind = 'award'",
             [since, SOURCE],
         )
         return before + cursor.fetchone()[0]
