@@ -479,7 +479,7 @@ def dashboard_history(ctx: Context, months: int = 12) -> dict[str, int]:
                   FROM community_household h
                   JOIN community_building b ON b.id = h.building_id
                  WHERE b.community_id = ANY(%(communities)s)
-                ON CONFLICT (household_id, period) DO NOTHING
+                ON CONFLICT (household_id, period) WHERE NOT (status = 'void') DO NOTHING
                 """,
                 {
                     "period": str(period),

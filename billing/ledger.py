@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from billing.locks import accounts_for_update
 from billing.models import Account, Bill, LedgerTransaction, Posting
-from community.models import Community
+from community.models import Centre, Community
 
 
 class UnbalancedTransaction(ValueError):
@@ -72,6 +72,20 @@ def company_payable_account(community: Community) -> Account:
 
 def public_fund_account(community: Community) -> Account:
     return _account(Account.Kind.PUBLIC_FUND, f"public_fund:{community.pk}", community=community)
+
+
+def suspense_account(gateway: str) -> Account:
+    """Money a gateway captured that no bill could take (paid after its bills were settled
+    otherwise): on the books, owed back to the payer, until refunded."""
+    return _account(Account.Kind.GATEWAY_SUSPENSE, f"suspense:{gateway}", gateway=gateway)
+
+
+def desk_account(centre: Centre, method: str) -> Account:
+    """What the centre's desk took by one method: the cash drawers (cash), the centre's bank
+    account (transfer), the card acquirer (card)."""
+    return _account(
+        Account.Kind.DESK_CLEARING, f"desk:{centre.pk}:{method}", centre=centre, method=method
+    )
 
 
 def post(

@@ -15,9 +15,17 @@ Design overview of the ledger (after django-hordak and TigerBeetle):
     escrow (per community)          liability: held for the community             (credit, <= 0)
     company_payable (per community) liability: released to the property company   (credit, <= 0)
     public_fund (per community)     liability: forfeited hold-back, the estate's  (credit, <= 0)
-  A payment: Dr clearing, Cr escrow. A payout: Dr escrow, Cr company payable. A hold-back
-  release: Dr escrow, Cr company payable (score share) and Cr public fund (the rest). A refund:
-  Dr escrow (while held) or Dr company payable (once paid out), Cr clearing.
+    gateway_suspense (per gateway)  liability: captured by a gateway, not booked  (credit, <= 0)
+                                    to any bill (paid after its bills were settled
+                                    otherwise); waits for a refund
+    desk_clearing (per centre and   asset: money taken at the centre's desk        (debit, >= any)
+      method: cash, transfer, card)   (the cash drawer, the bank, the card acquirer)
+  A payment: Dr clearing (a gateway's, or the desk's), Cr escrow. A payout: Dr escrow, Cr
+  company payable. A hold-back release: Dr escrow, Cr company payable (score share) and Cr
+  public fund (the rest). A refund takes each bill's share back from where its money is, in
+  proportion (billing.money.allocate): Dr escrow (held, held-back), Dr company payable (paid or
+  released to the company), Dr public fund (forfeited), Cr clearing. An unbookable capture: Dr
+  clearing, Cr gateway suspense; its refund: Dr gateway suspense, Cr clearing.
 - Each transaction has a unique idempotency key ("payment:42", "payout:7:2019-08"), so the same
   business event can never be posted twice, whatever retries or races happen.
 """
@@ -28,7 +36,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from community.models import Community, Household, PropertyCompany
+from community.models import Centre, Community, Household, PropertyCompany
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -46,6 +54,14 @@ class Bill(models.Model):
         PARTIALLY_PAID = "partially_paid", _("partially paid")
         PAID = "paid", _("paid")
         WAIVED = "waived", _("waived")
+        # A prepaid month nobody paid for: its payment failed or expired, or its money was
+        # refunded before the month began. Kept for the payment's history, never shown as owed,
+        # and out of the one-bill-per-month rule, so the month's regular bill is issued at the
+        # rate then in force (billing.services._void_unpaid_prepaid_bills).
+        VOID = "void", _("void")
+
+    # What residents, the API and the figures see: a void bill was never owed.
+    LIVE_STATUSES = (Status.UNPAID, Status.PARTIALLY_PAID, Status.PAID, Status.WAIVED)
 
     household = models.ForeignKey(
         Household, on_delete=models.PROTECT, related_name="bills", verbose_name=_("household")
@@ -72,7 +88,11 @@ class Bill(models.Model):
         verbose_name_plural = _("bills")
         ordering = ["-period", "household"]
         constraints = [
-            models.UniqueConstraint(fields=["household", "period"], name="bill_once_per_period"),
+            models.UniqueConstraint(
+                fields=["household", "period"],
+                condition=~Q(status="void"),
+                name="bill_once_per_period",
+            ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="bill_amount_positive"),
             models.CheckConstraint(
                 condition=Q(paid_amount__gte=0) & Q(paid_amount__lte=F("amount")),
@@ -81,6 +101,7 @@ class Bill(models.Model):
             models.CheckConstraint(
                 condition=(
                     Q(status="waived")
+                    | (Q(status="void") & Q(paid_amount=0))
                     | (Q(status="paid") & Q(paid_amount=F("amount")))
                     | (Q(status="partially_paid") & Q(paid_amount__gt=0))
                     | (Q(status="unpaid") & Q(paid_amount=0))
@@ -125,6 +146,15 @@ class Payment(models.Model):
         FAILED = "failed", _("failed")
         REFUNDED = "refunded", _("refunded")
 
+    class Method(models.TextChoices):
+        ONLINE = "online", _("online, through a gateway")
+        CASH = "cash", _("cash at the desk")
+        TRANSFER = "transfer", _("bank transfer")
+        CARD = "card", _("card at the desk")
+
+    DESK_METHODS = (Method.CASH, Method.TRANSFER, Method.CARD)
+    DESK_GATEWAY = "desk"  # Payment.gateway of a payment taken at the centre's desk
+
     payer = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -132,10 +162,27 @@ class Payment(models.Model):
         verbose_name=_("payer"),
     )
     gateway = models.CharField(_("gateway"), max_length=16)
+    method = models.CharField(
+        _("method"), max_length=16, choices=Method.choices, default=Method.ONLINE
+    )
+    # A desk payment: the centre staff member who took it (the cash count is per cashier), and
+    # the bank's or card terminal's reference for a transfer or card payment.
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="desk_payments_recorded",
+        verbose_name=_("recorded by"),
+    )
+    reference = models.CharField(_("reference"), max_length=64, blank=True)
     out_trade_no = models.CharField(_("trade number"), max_length=32, unique=True)
     trade_no = models.CharField(_("gateway trade number"), max_length=64, blank=True)
     amount = models.DecimalField(_("amount"), **MONEY)
     refunded_amount = models.DecimalField(_("refunded"), default=0, **MONEY)
+    # Money the gateway captured that could not settle this payment's bills (paid after they
+    # were settled otherwise): booked to the gateway's suspense account until refunded.
+    in_suspense = models.DecimalField(_("in suspense"), default=0, **MONEY)
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
     )
@@ -155,6 +202,21 @@ class Payment(models.Model):
             models.UniqueConstraint(
                 fields=["payer", "idempotency_key"], name="payment_idempotency_key"
             ),
+            # A cashier's retry is the same desk payment, whichever resident they picked.
+            models.UniqueConstraint(
+                fields=["recorded_by", "idempotency_key"],
+                condition=Q(recorded_by__isnull=False),
+                name="desk_payment_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=(Q(method="online") & Q(recorded_by__isnull=True) & ~Q(gateway="desk"))
+                | (~Q(method="online") & Q(recorded_by__isnull=False) & Q(gateway="desk")),
+                name="payment_desk_fields_together",
+            ),
+            models.CheckConstraint(
+                condition=Q(in_suspense__gte=0) & Q(in_suspense__lte=F("amount")),
+                name="payment_suspense_within_amount",
+            ),
             # A gateway's notification is deduplicated by its own trade number.
             models.UniqueConstraint(
                 fields=["gateway", "trade_no"],
@@ -167,7 +229,12 @@ class Payment(models.Model):
                 name="payment_refund_within_amount",
             ),
         ]
-        indexes = [models.Index(fields=["status", "expires_at"], name="payment_status_expiry")]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="payment_status_expiry"),
+            models.Index(
+                fields=["gateway"], condition=Q(in_suspense__gt=0), name="payment_in_suspense"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.out_trade_no
@@ -200,6 +267,7 @@ class PaymentItem(models.Model):
     released_to_company = models.DecimalField(default=0, **MONEY)
     forfeited_to_fund = models.DecimalField(default=0, **MONEY)
     refunded_from_company = models.DecimalField(default=0, **MONEY)
+    refunded_from_fund = models.DecimalField(default=0, **MONEY)
 
     class Meta:
         verbose_name = _("payment item")
@@ -214,6 +282,19 @@ class PaymentItem(models.Model):
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
                 name="payment_item_refund_within_amount",
             ),
+            # A refund never takes more from the company or the fund than went there: the
+            # trail never shows the company holding a negative share of a payment.
+            models.CheckConstraint(
+                condition=Q(refunded_from_company__gte=0)
+                & Q(refunded_from_company__lte=F("paid_out_to_company") + F("released_to_company")),
+                name="payment_item_company_refund_within_paid",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_from_fund__gte=0)
+                & Q(refunded_from_fund__lte=F("forfeited_to_fund")),
+                name="payment_item_fund_refund_within_forfeited",
+            ),
+            models.CheckConstraint(condition=Q(held_back__gte=0), name="payment_item_held_back"),
         ]
 
     def __str__(self) -> str:
@@ -226,9 +307,11 @@ class Account(models.Model):
         ESCROW = "escrow", _("centre escrow")
         COMPANY_PAYABLE = "company_payable", _("property company payable")
         PUBLIC_FUND = "public_fund", _("community public fund")
+        GATEWAY_SUSPENSE = "gateway_suspense", _("gateway suspense")
+        DESK_CLEARING = "desk_clearing", _("desk clearing")
 
     # Credit-normal accounts: their balance may never turn positive (that would be an overdraft).
-    LIABILITIES = (Kind.ESCROW, Kind.COMPANY_PAYABLE, Kind.PUBLIC_FUND)
+    LIABILITIES = (Kind.ESCROW, Kind.COMPANY_PAYABLE, Kind.PUBLIC_FUND, Kind.GATEWAY_SUSPENSE)
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     key = models.CharField(_("key"), max_length=64, unique=True, help_text=_("e.g. escrow:12"))
@@ -238,7 +321,12 @@ class Account(models.Model):
     company = models.ForeignKey(
         PropertyCompany, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts"
     )
+    centre = models.ForeignKey(
+        Centre, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts"
+    )
     gateway = models.CharField(max_length=16, blank=True)
+    # A desk clearing account's payment method (cash, transfer, card).
+    method = models.CharField(max_length=16, blank=True)
     balance = models.DecimalField(_("balance"), default=0, **MONEY)
 
     class Meta:
@@ -247,7 +335,9 @@ class Account(models.Model):
         ordering = ["kind", "key"]
         constraints = [
             models.CheckConstraint(
-                condition=~Q(kind__in=["escrow", "company_payable", "public_fund"])
+                condition=~Q(
+                    kind__in=["escrow", "company_payable", "public_fund", "gateway_suspense"]
+                )
                 | Q(balance__lte=0),
                 name="account_liability_not_overdrawn",
             ),
@@ -263,6 +353,7 @@ class LedgerTransaction(models.Model):
         PAYOUT = "payout", _("payout to company")
         HOLDBACK_RELEASE = "holdback_release", _("hold-back release")
         REFUND = "refund", _("refund")
+        CAPTURE_UNBOOKED = "capture_unbooked", _("captured, not booked (suspense)")
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     idempotency_key = models.CharField(max_length=100, unique=True)
@@ -373,6 +464,8 @@ class Refund(models.Model):
     gateway_refund_id = models.CharField(max_length=64, blank=True)
     from_escrow = models.DecimalField(_("from escrow"), default=0, **MONEY)
     from_company = models.DecimalField(_("from the company"), default=0, **MONEY)
+    from_fund = models.DecimalField(_("from the public fund"), default=0, **MONEY)
+    from_suspense = models.DecimalField(_("from gateway suspense"), default=0, **MONEY)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="refunds_made"
     )
@@ -386,6 +479,15 @@ class Refund(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(
+                    amount=F("from_escrow")
+                    + F("from_company")
+                    + F("from_fund")
+                    + F("from_suspense")
+                ),
+                name="refund_sources_add_up",
+            ),
             models.UniqueConstraint(
                 fields=["created_by", "idempotency_key"], name="refund_idempotency_key"
             ),
@@ -414,3 +516,140 @@ class SandboxTrade(models.Model):
 
     def __str__(self) -> str:
         return self.out_trade_no
+
+
+class SandboxRefund(models.Model):
+    """A refund on the sandbox gateway's side, keyed by our refund number as a real gateway keys
+    it (Alipay's out_request_no, WeChat Pay's out_refund_no): the same number twice is the same
+    refund. Its day puts it on that day's statement."""
+
+    trade = models.ForeignKey(SandboxTrade, on_delete=models.PROTECT, related_name="refunds")
+    refund_no = models.CharField(max_length=32, unique=True)
+    gateway_refund_id = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox gateway refund")
+        verbose_name_plural = _("sandbox gateway refunds")
+
+    def __str__(self) -> str:
+        return self.refund_no
+
+
+class Reconciliation(models.Model):
+    """One gateway's statement for one day, matched line by line with the ledger. Running it
+    again for the same day replaces its lines (the statement may have been late or corrected)."""
+
+    class Status(models.TextChoices):
+        MATCHED = "matched", _("all lines match")
+        DIFFERENCES = "differences", _("differences found")
+        FAILED = "failed", _("statement not available")
+
+    gateway = models.CharField(_("gateway"), max_length=16)
+    day = models.DateField(_("day"))
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    matched = models.PositiveIntegerField(_("matched"), default=0)
+    missing_in_ledger = models.PositiveIntegerField(_("missing in the ledger"), default=0)
+    missing_at_gateway = models.PositiveIntegerField(_("missing at the gateway"), default=0)
+    amount_differs = models.PositiveIntegerField(_("amount differs"), default=0)
+    ran_at = models.DateTimeField(_("ran at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("reconciliation")
+        verbose_name_plural = _("reconciliations")
+        ordering = ["-day", "gateway"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "day"], name="reconciliation_once_a_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.day.isoformat()}"
+
+    @property
+    def differences(self) -> int:
+        return self.missing_in_ledger + self.missing_at_gateway + self.amount_differs
+
+
+class ReconciliationLine(models.Model):
+    """One trade or refund of the day, as the gateway's statement and the ledger see it."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", _("payment")
+        REFUND = "refund", _("refund")
+
+    class Result(models.TextChoices):
+        MATCHED = "matched", _("matched")
+        MISSING_IN_LEDGER = "missing_in_ledger", _("missing in the ledger")
+        MISSING_AT_GATEWAY = "missing_at_gateway", _("missing at the gateway")
+        AMOUNT_DIFFERS = "amount_differs", _("amount differs")
+
+    reconciliation = models.ForeignKey(
+        Reconciliation, on_delete=models.CASCADE, related_name="lines"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    result = models.CharField(_("result"), max_length=20, choices=Result.choices)
+    out_trade_no = models.CharField(_("trade number"), max_length=64, blank=True)
+    trade_no = models.CharField(_("gateway trade number"), max_length=64, blank=True)
+    refund_no = models.CharField(_("refund number"), max_length=64, blank=True)
+    gateway_amount = models.DecimalField(_("at the gateway"), null=True, blank=True, **MONEY)
+    ledger_amount = models.DecimalField(_("in the ledger"), null=True, blank=True, **MONEY)
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    refund = models.ForeignKey(
+        Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Whose admins see the line: the centre of the payment's estate; empty for a trade the
+    # portal never issued (every centre admin and the superuser see those).
+    centre = models.ForeignKey(
+        Centre, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("reconciliation line")
+        verbose_name_plural = _("reconciliation lines")
+        ordering = ["reconciliation", "result", "pk"]
+        indexes = [models.Index(fields=["centre", "result"], name="reconciliation_line_centre")]
+
+    def __str__(self) -> str:
+        return f"{self.out_trade_no or self.refund_no} {self.result}"
+
+
+class DeskDayClose(models.Model):
+    """A cashier's day at the centre's desk, closed with the cash counted in the drawer. The
+    count must equal what the ledger says this cashier took in cash that day (payments less
+    cash refunds); a check constraint holds it, and a closed day takes no more cash."""
+
+    cashier = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="desk_days_closed",
+        verbose_name=_("cashier"),
+    )
+    centre = models.ForeignKey(
+        Centre, on_delete=models.PROTECT, related_name="desk_days", verbose_name=_("centre")
+    )
+    day = models.DateField(_("day"))
+    expected_cash = models.DecimalField(_("cash in the ledger"), **MONEY)
+    counted_cash = models.DecimalField(_("cash counted"), **MONEY)
+    payments = models.PositiveIntegerField(_("desk payments"), default=0)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("cashier's day")
+        verbose_name_plural = _("cashiers' days")
+        ordering = ["-day", "cashier"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cashier", "centre", "day"], name="desk_day_closed_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(counted_cash=F("expected_cash")), name="desk_day_count_matches"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cashier} {self.day.isoformat()}"

@@ -95,7 +95,7 @@ def _generate_sql(agreement: Agreement, period: Period, due) -> int:
               FROM community_household h
               JOIN community_building b ON b.id = h.building_id
              WHERE b.community_id = %s
-            ON CONFLICT (household_id, period) DO NOTHING
+            ON CONFLICT (household_id, period) WHERE NOT (status = 'void') DO NOTHING
             """,
             [str(period), agreement.fee_rate, agreement.fee_rate, due, agreement.community_id],
         )

@@ -62,7 +62,7 @@ def _make_bills(household_ids: list[int], ctx: Context, months: int) -> None:
                    SELECT (%s::date + make_interval(months => n))::date AS first_day
                      FROM generate_series(0, %s - 1) n) m
              WHERE h.id = ANY(%s)
-            ON CONFLICT (household_id, period) DO NOTHING
+            ON CONFLICT (household_id, period) WHERE NOT (status = 'void') DO NOTHING
             """,
             [first, months, household_ids],
         )

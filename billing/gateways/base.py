@@ -64,6 +64,7 @@ class SettlementLine:
     out_trade_no: str
     trade_no: str
     amount: Decimal  # positive for a payment, negative for a refund
+    refund_no: str = ""  # ours, on a refund's line (Alipay 退款批次号/请求号, WeChat 商户退款单号)
 
 
 class Gateway(Protocol):
