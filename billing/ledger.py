@@ -45,12 +45,15 @@ def escrow_account(community: Community) -> Account:
 
 
 def payment_accounts(
-    gateway: str, communities: list[Community]
-) -> tuple[Account, dict[int, Account]]:
-    """The gateway's clearing account and each community's escrow account (by community id), as
-    clearing_account / escrow_account make them, read in one query: a payment needs them all,
-    and every payment of the rush otherwise paid one lookup per leg."""
-    wanted = {f"clearing:{gateway}": (Account.Kind.GATEWAY_CLEARING, {"gateway": gateway})}
+    gateway: str | None, communities: list[Community]
+) -> tuple[Account | None, dict[int, Account]]:
+    """The gateway's clearing account (None for gateway=None: a desk payment brings its own)
+    and each community's escrow account (by community id), as clearing_account /
+    escrow_account make them, read in one query: a payment needs them all, and every payment of
+    the rush otherwise paid one lookup per leg."""
+    wanted = {}
+    if gateway is not None:
+        wanted[f"clearing:{gateway}"] = (Account.Kind.GATEWAY_CLEARING, {"gateway": gateway})
     for community in communities:
         wanted[f"escrow:{community.pk}"] = (Account.Kind.ESCROW, {"community": community})
     found = {account.key: account for account in Account.objects.filter(key__in=wanted)}
@@ -58,7 +61,7 @@ def payment_accounts(
         if key not in found:  # the first payment of a gateway or a community
             found[key] = _account(kind, key, **owner)
     escrows = {community.pk: found[f"escrow:{community.pk}"] for community in communities}
-    return found[f"clearing:{gateway}"], escrows
+    return found.get(f"clearing:{gateway}"), escrows
 
 
 def company_payable_account(community: Community) -> Account:

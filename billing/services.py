@@ -351,9 +351,13 @@ def payment_cancel(*, payment: Payment) -> Payment:
     return payment
 
 
-def _succeed(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
+def _succeed(
+    payment: Payment, *, trade_no: str, paid_at: datetime, clearing: Account | None = None
+) -> None:
     """Record the money as received: bills paid, escrow credited. Caller holds the payment lock.
-    Raises Conflict, having written nothing, if a bill can no longer take its share."""
+    Raises Conflict, having written nothing, if a bill can no longer take its share. The money
+    is debited to the gateway's clearing account, or to `clearing` (the desk's, for a payment
+    taken at the centre's desk)."""
     items = payment_items_with_bills_for_update(payment.pk)
     bills = {item.bill_id: item.bill for item in items}
     taking: dict[int, Decimal] = {}
@@ -377,8 +381,10 @@ def _succeed(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
     payment.save(update_fields=["status", "trade_no", "paid_at", "failure_reason"])
     _close_items(payment)
     communities = {bill.community_id: bill.community for bill in bills.values()}
-    clearing, escrows = ledger.payment_accounts(payment.gateway, list(communities.values()))
-    legs = [ledger.Leg(clearing, payment.amount)]
+    gateway_clearing, escrows = ledger.payment_accounts(
+        payment.gateway if clearing is None else None, list(communities.values())
+    )
+    legs = [ledger.Leg(clearing or gateway_clearing, payment.amount)]
     legs += [
         ledger.Leg(
             escrows[bills[item.bill_id].community_id], -item.amount, bill=bills[item.bill_id]
