@@ -268,15 +268,18 @@ def ensure_paid(ctx: Context) -> int:
         _execute("ANALYZE bench_to_pay")
         _execute(
             """
-            INSERT INTO billing_account (kind, key, gateway, balance, community_id, company_id)
-            VALUES ('gateway_clearing', 'clearing:sandbox', 'sandbox', 0, NULL, NULL)
+            INSERT INTO billing_account (kind, key, gateway, method, balance, community_id,
+                                         company_id)
+            VALUES ('gateway_clearing', 'clearing:sandbox', 'sandbox', '', 0, NULL, NULL)
             ON CONFLICT (key) DO NOTHING
             """
         )
         _execute(
             """
-            INSERT INTO billing_account (kind, key, gateway, balance, community_id, company_id)
-            SELECT DISTINCT 'escrow', 'escrow:' || community_id, '', 0, community_id, NULL::bigint
+            INSERT INTO billing_account (kind, key, gateway, method, balance, community_id,
+                                         company_id)
+            SELECT DISTINCT 'escrow', 'escrow:' || community_id, '', '', 0, community_id,
+                   NULL::bigint
               FROM bench_to_pay
             ON CONFLICT (key) DO NOTHING
             """
@@ -286,9 +289,10 @@ def ensure_paid(ctx: Context) -> int:
             INSERT INTO billing_payment (gateway, out_trade_no, trade_no, amount, refunded_amount,
                                          status, failure_reason, pay_url, idempotency_key,
                                          request_fingerprint, created_at, expires_at, paid_at,
-                                         payer_id)
+                                         payer_id, method, reference, in_suspense)
             SELECT 'sandbox', 'BENCH' || bill_id, 'BENCHT' || bill_id, amount, 0, 'succeeded', '',
-                   '', 'bench-' || bill_id, '', %s::date, %s::date + 1, %s::date, payer_id
+                   '', 'bench-' || bill_id, '', %s::date, %s::date + 1, %s::date, payer_id,
+                   'online', '', 0
               FROM bench_to_pay
             """,
             [paid_on, paid_on, paid_on],
@@ -298,8 +302,9 @@ def ensure_paid(ctx: Context) -> int:
             """
             INSERT INTO billing_paymentitem (amount, is_open, refunded_amount, paid_out_to_company,
                                              held_back, released_to_company, forfeited_to_fund,
-                                             refunded_from_company, bill_id, payment_id)
-            SELECT t.amount, FALSE, 0, 0, 0, 0, 0, 0, t.bill_id, p.id
+                                             refunded_from_company, refunded_from_fund, bill_id,
+                                             payment_id)
+            SELECT t.amount, FALSE, 0, 0, 0, 0, 0, 0, 0, t.bill_id, p.id
               FROM bench_to_pay t JOIN billing_payment p ON p.out_trade_no = 'BENCH' || t.bill_id
             """
         )
