@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from alliance import kpis, selectors
 from alliance.kpi_api import may_read_kpis
+from billing import reconciliation
 from billing import selectors as billing_selectors
 from billing.models import Bill, Payment, PaymentItem
 from billing.money import ZERO
@@ -248,6 +249,14 @@ def centre(request):
         "columns": list(PAGE_COLUMNS.items()),
         "sort": sort,
         "descending": descending,
+        # The money checks a centre admin acts on: the gateways' statements that disagree with
+        # the ledger, and money captured that only a refund can settle.
+        "statement_differences": reconciliation.reconciliation_difference_summary(
+            user=request.user
+        ),
+        "in_suspense": billing_selectors.payments_in_suspense(
+            community_ids=[c.pk for c in communities]
+        ),
     }
     return render(request, "alliance/dashboard_centre.html", context)
 
@@ -410,6 +419,7 @@ def bill_rows(*, communities: list[Community], period: Period) -> list[dict]:
     ).select_related("payment")
     bills = (
         Bill.objects.filter(community__in=communities, period=str(period))
+        .exclude(status=Bill.Status.VOID)
         .select_related("community", "household__building")
         .prefetch_related(Prefetch("payment_items", queryset=completed, to_attr="completed"))
         .order_by("community__name", "community_id", "household_id")

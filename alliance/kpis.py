@@ -96,7 +96,8 @@ class Kpis:
 
 # Bills: billing.selectors has reads per user and per household but no count per estate and
 # month, so the two counts are made here, on the bill's own `community` and `period` columns.
-_DUE = ~Q(status=Bill.Status.WAIVED)
+# A void bill (a prepaid month whose payment failed) was never owed: the month's own bill is.
+_DUE = ~Q(status__in=[Bill.Status.WAIVED, Bill.Status.VOID])
 _PAID = Q(status=Bill.Status.PAID)
 
 
@@ -148,7 +149,7 @@ def kpi_grid(*, community_ids: list[int], until: Period, months: int = 12) -> di
         .annotate(n=Count("*"))
         .values_list("community_id", "period", "status", "n")
     ):
-        if status != Bill.Status.WAIVED:
+        if status not in (Bill.Status.WAIVED, Bill.Status.VOID):
             bills[(community_id, period)]["due"] += count
         if status == Bill.Status.PAID:
             bills[(community_id, period)]["paid"] += count

@@ -7,11 +7,11 @@ from datetime import date, timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from billing import services
+from billing import reconciliation, services
 from billing.gateways import enabled_gateways
 from billing.gateways.base import NotificationRejected
 from billing.gateways.sandbox import notification_body, sign
-from billing.models import SandboxTrade
+from billing.models import Reconciliation, SandboxTrade
 from community.models import Agreement, Community
 from community.periods import Period
 
@@ -76,14 +76,39 @@ def run_due_payouts() -> int:
     return count
 
 
-@shared_task
-def reconcile_settlements(day: str | None = None) -> int:
-    """Daily: compare yesterday's settlement of every gateway with the ledger."""
-    when = date.fromisoformat(day) if day else timezone.localdate() - timedelta(days=1)
-    problems = 0
+# How far back the daily run looks for a day whose statement it could not fetch (the gateway
+# was down, or published late): such a day is tried again each day until it is in.
+RECONCILE_CATCH_UP_DAYS = 7
+
+
+@shared_task(acks_late=True)
+def reconcile_settlements(day: str | None = None) -> dict[str, int]:
+    """Daily, after the gateways publish yesterday's statement (Alipay after about 09:00,
+    WeChat Pay after 10:00, Beijing time): match yesterday's statement of every enabled gateway
+    with the ledger, and again any of the RECONCILE_CATCH_UP_DAYS days before whose statement
+    was not available or never fetched. With `day`, that day only. Returns the differences
+    found per gateway-day. Running it again for a day replaces that day's lines."""
+    yesterday = timezone.localdate() - timedelta(days=1)
+    days = [date.fromisoformat(day)] if day else [yesterday]
+    found = {}
     for gateway in enabled_gateways():
-        problems += len(services.settlement_reconcile(gateway=gateway, day=when))
-    return problems
+        todo = list(days)
+        if day is None:
+            earliest = yesterday - timedelta(days=RECONCILE_CATCH_UP_DAYS)
+            done = set(
+                Reconciliation.objects.filter(gateway=gateway, day__gte=earliest, day__lt=yesterday)
+                .exclude(status=Reconciliation.Status.FAILED)
+                .values_list("day", flat=True)
+            )
+            todo += [
+                earliest + timedelta(days=n)
+                for n in range(RECONCILE_CATCH_UP_DAYS)
+                if earliest + timedelta(days=n) not in done
+            ]
+        for when in sorted(todo):
+            result = reconciliation.reconciliation_run(gateway=gateway, day=when)
+            found[f"{gateway}:{when.isoformat()}"] = result.differences
+    return found
 
 
 @shared_task(bind=True, max_retries=10, default_retry_delay=5)

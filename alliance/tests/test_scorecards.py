@@ -10,8 +10,8 @@ The worked example (August 2019, default weights):
 - score 0.20 × 0.9083 + 0.20 × 0.75 + 0.15 × 0.875 + 0.15 × 0.80 + 0.30 × 0.825 = 0.83041
   -> 0.8304.
 Money: the two paid bills, 120.00 and 121.20 yuan, were paid out with 10% held back: 12.00 and
-12.12. Released at 0.8304 per bill: 9.96 + 10.06 = 20.02 to the company, 2.04 + 2.06 = 4.10 to
-the public fund.
+12.12. Released at 0.8304: 24.12 × 0.8304 = 20.029… → 20.03 to the company (split over the bills
+by largest remainder, 9.97 + 10.06), 24.12 - 20.03 = 4.09 to the public fund.
 """
 
 from datetime import timedelta
@@ -137,26 +137,28 @@ def test_finalizing_releases_the_hold_back_by_the_score(
     )
     payout = Payout.objects.get(kind="holdback_release")
     assert (card.holdback_release, payout.score) == (payout, Decimal("0.8304"))
-    # 12.00 × 0.8304 = 9.96 and 12.12 × 0.8304 = 10.06 (per bill, half-up): 20.02; rest 4.10.
+    # 24.12 × 0.8304 = 20.029… → 20.03 for the estate; the fen is split over the bills by largest
+    # remainder (12.00 × 0.8304 = 9.9648 → 9.97, 12.12 × 0.8304 = 10.0644 → 10.06), not rounded
+    # per bill (9.96 + 10.06 = 20.02 would drift a fen from the estate's figure); rest 4.09.
     assert (payout.held_back, payout.to_company, payout.to_public_fund) == (
         Decimal("24.12"),
-        Decimal("20.02"),
-        Decimal("4.10"),
+        Decimal("20.03"),
+        Decimal("4.09"),
     )
     assert (card.released_to_company, card.forfeited_to_fund) == (
-        Decimal("20.02"),
-        Decimal("4.10"),
+        Decimal("20.03"),
+        Decimal("4.09"),
     )
     assert balances(estate.community) == {
         "escrow": Decimal("0.00"),
-        "company_payable": Decimal("237.10"),  # 217.08 paid out + 20.02 released
-        "public_fund": Decimal("4.10"),
+        "company_payable": Decimal("237.11"),  # 217.08 paid out + 20.03 released
+        "public_fund": Decimal("4.09"),
     }
     assert billing_selectors.escrow_summary(community=estate.community) == {
         "held": Decimal("0.00"),
-        "released": Decimal("237.10"),
+        "released": Decimal("237.11"),
         "withheld": Decimal("0.00"),
-        "forfeited_to_fund": Decimal("4.10"),
+        "forfeited_to_fund": Decimal("4.09"),
         "refunded": Decimal("0.00"),
     }
     assert finalized_events == [
@@ -186,7 +188,7 @@ def test_finalizing_twice_releases_once(django_capture_on_commit_callbacks, fina
     assert [e["scorecard_id"] for e in finalized_events] == [first.pk]  # announced once
     assert Payout.objects.filter(kind="holdback_release").count() == 1
     assert LedgerTransaction.objects.filter(kind="holdback_release").count() == 1
-    assert balances(estate.community)["company_payable"] == Decimal("237.10")
+    assert balances(estate.community)["company_payable"] == Decimal("237.11")
     assert Scorecard.objects.count() == 1
 
 
@@ -365,7 +367,7 @@ def test_the_scorecard_list_follows_the_contract(as_user):
         "score": "0.8304",
         "finalized": True,
     }
-    assert (row["released_to_company"], row["forfeited_to_fund"]) == ("20.02", "4.10")
+    assert (row["released_to_company"], row["forfeited_to_fund"]) == ("20.03", "4.09")
 
 
 def test_everyone_in_the_communitys_scope_sees_it_and_nobody_else(as_user):

@@ -30,9 +30,11 @@ from bench import datagen
 from bench.core import Context, Outcome, profiled
 from community.models import User
 
-GOAL = "median render < 0.5 s; bounded queries (≤ 11, whatever the number of communities)"
+GOAL = "median render < 0.5 s; bounded queries (≤ 13, whatever the number of communities)"
 MAX_SECONDS = 0.5
-MAX_QUERIES = 11
+# 11 for the figures and the table, 2 for the money checks the centre acts on (statement
+# differences from the daily reconciliation, payments in gateway suspense).
+MAX_QUERIES = 13
 RENDERS = 5
 
 
