@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import api, views
+from billing import api, desk_views, views
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
@@ -23,6 +23,9 @@ urlpatterns = [
     path("payments/<int:pk>/", views.payment_detail, name="payment-detail-page"),
     path("payments/<int:pk>/receipt/", views.payment_receipt, name="payment-receipt"),
     path("money/", views.money_whereabouts, name="money-whereabouts"),
+    path("desk/", desk_views.desk_page, name="desk"),
+    path("desk/receipts/<int:pk>/", desk_views.desk_receipt, name="desk-receipt"),
+    path("desk/close/", desk_views.desk_day_close, name="desk-day-close"),
     # The sandbox gateway's own pay page (it would live on the gateway's site).
     path("pay/sandbox/<str:out_trade_no>/", views.sandbox_pay, name="sandbox-pay"),
 ]

@@ -39,6 +39,11 @@ CENTRE_ADMIN_PERMISSIONS = {
         "refund": ["view", "add"],
         "account": ["view"],
         "ledgertransaction": ["view"],
+        # The desk's closed days are written by billing.desk only. "change" on reconciliation
+        # allows fetching a day's statement again; its lines are the matcher's.
+        "deskdayclose": ["view"],
+        "reconciliation": ["view", "change"],
+        "reconciliationline": ["view"],
     },
     # Ticket categories (with their SLA hours) are the centre's to set; tickets are read-only
     # in admin, their state moves only through repairs.services.

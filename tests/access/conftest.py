@@ -34,7 +34,7 @@ from django.utils import timezone
 from alliance import services as alliance_services
 from billing import services as billing_services
 from billing.models import Bill, Payment
-from billing.tests.factories import BillFactory, pay
+from billing.tests.factories import BillFactory, desk_pay, pay
 from community import services as community_services
 from community.models import Activity, Role
 from community.periods import Period
@@ -150,6 +150,11 @@ def build_world() -> World:
             {"bill_ids": [pending_bill.pk], "gateway": "sandbox"}
         ),
     )
+    # Two months ahead, paid in cash at C1's desk by its centre admin (the desk's pages).
+    desk_bill = BillFactory(
+        household=h1, period=str(this_month.plus(2)), due_date=this_month.plus(2).day(15)
+    )
+    desk_payment = desk_pay(users["centre_admin"], [desk_bill])
     # The neighbour has paid last month too, and rated it (so rating lists are not empty).
     neighbour_bill = BillFactory(household=h2, period=str(last_month), due_date=last_month.day(15))
     pay(users["neighbour"], [neighbour_bill])
@@ -247,6 +252,8 @@ def build_world() -> World:
             "unpaid_bill": Bill.objects.get(pk=unpaid_bill.pk),
             "payment": payment,
             "pending_payment": pending,
+            "desk_payment": desk_payment,
+            "desk_cash": f"{desk_payment.amount:.2f}",
             "scorecard": scorecard,
             "inspection": inspection,
             "neighbour_rating": neighbour_rating,

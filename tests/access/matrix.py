@@ -168,6 +168,20 @@ MATRIX: dict[str, dict[str, str]] = {
     "money-whereabouts": {
         "GET":    "login 200   200   200   200   200   200   200   200   200   200   200",
     },
+    # The centre's desk (billing/desk_views.py): its centre admins take payments there; anyone
+    # else signed in is refused (403), and another centre's household, receipt or centre is 404.
+    # Closing the day with the cash the ledger shows for it (this admin's desk payment) closes it.
+    "desk": {
+        "GET":    "login 403   403   403   403   403   403   403   403   403   200   404",
+        "POST":   "login 403   403   403   403   403   403   403   403   403   302   404",
+    },
+    "desk-receipt": {
+        "GET":    "login 403   403   403   403   403   403   403   403   403   200   404",
+    },
+    "desk-day-close": {
+        "GET":    "login 403   403   403   403   403   403   403   403   403   200   200",
+        "POST":   "login 403   403   403   403   403   403   403   403   403   302   404",
+    },
     # The sandbox gateway's own pay page, standing for the gateway's site: whoever holds the
     # unguessable trade number, signed in or not, as on a real gateway.
     "sandbox-pay": {
@@ -516,6 +530,10 @@ LISTED: dict[str, tuple[str, str]] = {
     "bill-list": (
         "unpaid_bill_box",
         ".     x     .     .     .     .     .     .     .     .     .     .",
+    ),
+    "desk": (
+        "unpaid_bill_box",
+        ".     .     .     .     .     .     .     .     .     .     x     .",
     ),
     "money-whereabouts": (
         "payment_link",

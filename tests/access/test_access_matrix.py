@@ -177,6 +177,26 @@ SPECS: dict[str, Spec] = {
         kwargs=lambda w: {"out_trade_no": w.objects["pending_payment"].out_trade_no},
         bodies={"POST": lambda w: {"action": "cancel"}},
     ),
+    "desk": Spec(
+        query=lambda w: {"household": w.objects["household"].pk},
+        bodies={
+            "POST": lambda w: {
+                "household": w.objects["household"].pk,
+                "bill": w.objects["unpaid_bill"].pk,
+                "method": "cash",
+                "idempotency_key": uuid.uuid4().hex,
+            }
+        },
+    ),
+    "desk-receipt": Spec(kwargs=lambda w: {"pk": w.objects["desk_payment"].pk}),
+    "desk-day-close": Spec(
+        bodies={
+            "POST": lambda w: {
+                "centre": w.objects["centre"].pk,
+                "counted_cash": w.objects["desk_cash"],
+            }
+        }
+    ),
     # --- repairs: pages ---
     "repairs-mine": Spec(),
     "repairs-new": Spec(
