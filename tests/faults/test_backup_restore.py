@@ -121,3 +121,16 @@ def test_a_restored_dump_has_a_clean_ledger_with_the_same_totals(tmp_path, resto
         # The append-only trigger came back with the data.
         with pytest.raises(psycopg2.Error):
             cursor.execute("UPDATE billing_posting SET amount = amount + 1")
+    # And the guards of migration 0004: no TRUNCATE, no posting into a restored (closed)
+    # ledger transaction.
+    for sql in (
+        "TRUNCATE billing_posting CASCADE",
+        "INSERT INTO billing_posting (transaction_id, account_id, amount, created_at) "
+        "SELECT transaction_id, account_id, 1, now() FROM billing_posting LIMIT 1",
+    ):
+        with (
+            _connect(restored_name) as conn,
+            conn.cursor() as cursor,
+            pytest.raises(psycopg2.Error),
+        ):
+            cursor.execute(sql)
