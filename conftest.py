@@ -4,6 +4,8 @@ Markers:
 - `postgres`: the test needs PostgreSQL (row locks, triggers, exclusion constraints).
 - `broker`: the test needs a live Celery broker (CELERY_BROKER_URL) and starts a real worker.
 - `e2e`: the test drives the machine's Chromium (/usr/bin/chromium, Debian's `chromium`).
+- `server_error_expected`: the test makes a request fail on purpose (a fault injected into a
+  service); without it, any request that ends in an unhandled exception (a 500) fails the test.
 On a machine with nothing but Python (SQLite, eager Celery) these are skipped with the reason.
 With LINLI_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails them instead, so CI can
 never pass by skipping them.
@@ -84,3 +86,24 @@ def _points_stay_sound(request):
 
     problems = points_problems()
     assert problems == [], f"points unsound after {request.node.nodeid}: {problems}"
+
+
+@pytest.fixture(autouse=True)
+def _no_request_fails_with_a_500(request):
+    """No request in the suite may end in an unhandled exception (what a client sees as a
+    500): bad input answers 400/403/404/409. Django sends got_request_exception for each,
+    from the test client and the live server alike; a test that injects a fault on purpose
+    says so with @pytest.mark.server_error_expected."""
+    from django.core.signals import got_request_exception
+
+    failures = []
+
+    def record(sender, request=None, **kwargs):
+        path = getattr(request, "path", "?")
+        failures.append(f"{getattr(request, 'method', '?')} {path}")
+
+    got_request_exception.connect(record, weak=False, dispatch_uid="no-500s")
+    yield
+    got_request_exception.disconnect(dispatch_uid="no-500s")
+    if failures and not request.node.get_closest_marker("server_error_expected"):
+        pytest.fail(f"requests ended in a server error (500): {failures}")

@@ -2,10 +2,12 @@
 selector, serialize. Scope comes from billing.selectors; errors map to 400/403/404/409 in
 config.api."""
 
+import uuid
 from decimal import Decimal
 
 import django_filters
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -33,8 +35,22 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def idempotency_key(request) -> str:
+PREPAY_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Recommended: a retry with the same key returns the first prepayment. Without "
+    "one, each request is a prepayment of its own (still at most 36 months in all).",
+)
+
+
+def idempotency_key(request, *, required: bool = True) -> str:
+    """The request's Idempotency-Key. Where the contract does not require one (prepay), a
+    request without it gets a key of its own: it is then a new operation, never a replay."""
     key = request.headers.get("Idempotency-Key", "").strip()
+    if not key and not required:
+        return f"auto:{uuid.uuid4().hex}"
     if not key or len(key) > 100:
         raise exceptions.ValidationError(
             {"Idempotency-Key": [_("Send an Idempotency-Key header (1–100 characters).")]}
@@ -54,6 +70,9 @@ class PeriodField(serializers.CharField):
 
 
 class BillSerializer(serializers.ModelSerializer):
+    # Void bills are never served (selectors.bill_list), so the contract's four statuses.
+    status = serializers.ChoiceField(choices=Bill.live_status_choices(), read_only=True)
+
     class Meta:
         model = Bill
         fields = [
@@ -71,7 +90,9 @@ class BillSerializer(serializers.ModelSerializer):
 
 
 class BillFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=Bill.Status.choices)
+    status = django_filters.ChoiceFilter(
+        choices=[c for c in Bill.Status.choices if c[0] in Bill.LIVE_STATUSES]
+    )
     period = django_filters.CharFilter(method="filter_period")
 
     class Meta:
@@ -98,26 +119,73 @@ class BillListView(generics.ListAPIView):
 class PrepayInputSerializer(serializers.Serializer):
     household = serializers.IntegerField()
     months = serializers.IntegerField(min_value=1, max_value=services.MAX_PREPAY_MONTHS)
+    gateway = serializers.ChoiceField(choices=[], required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["gateway"].choices = enabled_gateways()
 
 
-class BillPrepayView(APIView):
+class PrepaidBillSerializer(BillSerializer):
+    """A bill a prepayment created, with the payment that pays it: pay it at `pay_url`. If
+    that payment fails or expires, these bills are void and never shown again."""
+
+    payment = serializers.SerializerMethodField()
+    pay_url = serializers.SerializerMethodField()
+
+    class Meta(BillSerializer.Meta):
+        fields = [*BillSerializer.Meta.fields, "payment", "pay_url"]
+
+    def get_payment(self, bill) -> int:
+        return self.context["payment"].pk
+
+    def get_pay_url(self, bill) -> str:
+        return self.context["payment"].pay_url
+
+
+class BillPrepayView(security.ThrottleMessageMixin, APIView):
+    """Prepay months ahead: their bills and the payment that pays them, made together."""
+
+    # Per user, shared with payments: each prepayment opens a gateway order.
+    throttle_classes = [security.PaymentRateThrottle]
+
     @extend_schema(
         request=PrepayInputSerializer,
         responses={
-            201: BillSerializer(many=True),
+            201: PrepaidBillSerializer(many=True),
+            400: OpenApiResponse(
+                description="Months outside 1–36, or an Idempotency-Key longer than 100 characters."
+            ),
             404: OpenApiResponse(description="Not one of the caller's households."),
-            409: OpenApiResponse(description="No agreement in force for all those months."),
+            409: OpenApiResponse(
+                description="Past 36 months beyond this one in all, no agreement in force for "
+                "all those months, an expired prepayment's key, or the Idempotency-Key was "
+                "used for a different request."
+            ),
+            429: throttled_response(),
         },
+        parameters=[PREPAY_IDEMPOTENCY_HEADER],
     )
     def post(self, request):
+        key = idempotency_key(request, required=False)
         data = PrepayInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        bills = services.bill_prepay(
+        gateway = data.validated_data.get("gateway") or enabled_gateways()[0]
+        payment, _created = services.bill_prepay(
             user=request.user,
             household_id=data.validated_data["household"],
             months=data.validated_data["months"],
+            gateway=gateway,
+            idempotency_key=key,
+            fingerprint=services.request_fingerprint({**data.validated_data, "gateway": gateway}),
         )
-        return Response(BillSerializer(bills, many=True).data, status=status.HTTP_201_CREATED)
+        bills = services.prepaid_bills(payment)
+        response = Response(
+            PrepaidBillSerializer(bills, many=True, context={"payment": payment}).data,
+            status=status.HTTP_201_CREATED,
+        )
+        response["Location"] = reverse("api-payment-detail", args=[payment.pk])
+        return response
 
 
 # --- payments ---------------------------------------------------------------------------------
@@ -251,7 +319,8 @@ class PaymentNotifyView(APIView):
 
 
 class RefundInputSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    # Wider than any payment (14 digits) on purpose: more than is left is an over-refund, 409.
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
     reason = serializers.CharField(max_length=200)
 
 

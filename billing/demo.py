@@ -24,6 +24,18 @@ def _paid_at(world: DemoWorld, number: int) -> datetime:
     return timezone.make_aware(datetime.combine(day, time(9 + number % 10, 7 * number % 60)))
 
 
+def _complete(payment, paid_at: datetime) -> None:
+    """Confirm the trade on the sandbox's side at `paid_at` and deliver its signed notification."""
+    trade = SandboxTrade.objects.get(out_trade_no=payment.out_trade_no)
+    if trade.status == "WAIT_BUYER_PAY":
+        trade.status, trade.paid_at = "TRADE_SUCCESS", paid_at
+        trade.save(update_fields=["status", "paid_at"])
+    body = notification_body(trade)
+    services.payment_notification_receive(
+        gateway="sandbox", body=body, headers={"X-Sandbox-Signature": sign(body)}
+    )
+
+
 def seed(world: DemoWorld) -> DemoWorld:
     period = world.period
     services.bill_generate_for_period(period=period)
@@ -32,12 +44,11 @@ def seed(world: DemoWorld) -> DemoWorld:
     ):
         if number in UNPAID:
             continue
-        bills = list(Bill.objects.filter(household=household, period=str(period)))
-        if number in PREPAID_TWO_YEARS:
-            if not Bill.objects.filter(household=household, is_prepaid=True).exists():
-                services.bill_prepay(user=user, household_id=household.pk, months=24)
-            bills += list(Bill.objects.filter(household=household, is_prepaid=True))
-        ids = sorted(b.pk for b in bills)
+        ids = sorted(
+            Bill.objects.filter(household=household, period=str(period)).values_list(
+                "pk", flat=True
+            )
+        )
         payment, _ = services.payment_create(
             payer=user,
             bill_ids=ids,
@@ -45,13 +56,18 @@ def seed(world: DemoWorld) -> DemoWorld:
             idempotency_key=f"demo:{period}:{number:02d}",
             fingerprint=services.request_fingerprint({"bill_ids": ids, "gateway": "sandbox"}),
         )
-        trade = SandboxTrade.objects.get(out_trade_no=payment.out_trade_no)
-        if trade.status == "WAIT_BUYER_PAY":
-            trade.status, trade.paid_at = "TRADE_SUCCESS", _paid_at(world, number)
-            trade.save(update_fields=["status", "paid_at"])
-        body = notification_body(trade)
-        services.payment_notification_receive(
-            gateway="sandbox", body=body, headers={"X-Sandbox-Signature": sign(body)}
-        )
+        _complete(payment, _paid_at(world, number))
+        if number in PREPAID_TWO_YEARS:
+            # Two more years on top of the month, bills and payment made together.
+            body = {"household": household.pk, "months": 24, "gateway": "sandbox"}
+            prepayment, _ = services.bill_prepay(
+                user=user,
+                household_id=household.pk,
+                months=24,
+                gateway="sandbox",
+                idempotency_key=f"demo:{period}:{number:02d}:prepay",
+                fingerprint=services.request_fingerprint(body),
+            )
+            _complete(prepayment, _paid_at(world, number))
     services.payout_run(community=world.community, period=period)
     return world

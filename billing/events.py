@@ -3,7 +3,8 @@ never sees a payment that was rolled back. Billing imports no listener: points/ 
 connect their receivers to these signals.
 
 payment_succeeded(payment_id: int, payer_id: int, amount: str ("123.45"), paid_at: str (ISO 8601),
-    on_time: bool  (every bill paid on or before its due date),
+    on_time: bool  (billing.selectors.paid_on_time: a bill that fell due among them, and every
+        bill paid on or before its due date),
     bills: list[{"bill_id", "household_id", "community_id", "period", "amount", "is_prepaid"}],
     months_prepaid: int  (how many of the bills were prepaid future months))
 

@@ -128,6 +128,11 @@ class Bill(models.Model):
         whole, _, decimals = text.partition(".")
         return f"{whole}.{decimals.ljust(2, '0')}"
 
+    @classmethod
+    def live_status_choices(cls) -> list[tuple[str, str]]:
+        """The (value, label) choices of LIVE_STATUSES: the API's bill status enum."""
+        return [choice for choice in cls.Status.choices if choice[0] in cls.LIVE_STATUSES]
+
     @staticmethod
     def status_for(*, amount, paid_amount) -> str:
         if paid_amount <= 0:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from billing.models import (
     Account,
@@ -31,7 +31,7 @@ def bill_list(*, user: User) -> QuerySet[Bill]:
         user=user, roles=[community_selectors.RESIDENT, *BILLING_STAFF_ROLES]
     )
     return (
-        Bill.objects.filter(household__in=households.values("pk"))
+        Bill.objects.filter(household__in=households.values("pk"), status__in=Bill.LIVE_STATUSES)
         .select_related("household__building", "community")
         .order_by("-period", "household_id")
     )
@@ -95,14 +95,15 @@ class ItemWhereabouts:
 
 def whereabouts(item: PaymentItem) -> ItemWhereabouts:
     to_company = item.paid_out_to_company + item.released_to_company - item.refunded_from_company
-    held = item.amount - item.refunded_amount - to_company - item.forfeited_to_fund
+    in_fund = item.forfeited_to_fund - item.refunded_from_fund
+    held = item.amount - item.refunded_amount - to_company - in_fund
     return ItemWhereabouts(
         bill=item.bill,
         amount=item.amount,
         held_in_escrow=held,
         held_back=item.held_back,
         paid_to_company=to_company,
-        forfeited_to_fund=item.forfeited_to_fund,
+        forfeited_to_fund=in_fund,
         refunded=item.refunded_amount,
     )
 
@@ -285,3 +286,31 @@ def ledger_problems() -> list[str]:
         if balance != computed
     ]
     return problems
+
+
+def paid_on_time(bills, paid_day) -> bool:
+    """What payment_succeeded calls on time: the payment settles at least one bill that fell
+    due (not only prepaid months to come) and every bill by its due date. A prepayment alone
+    earns the prepayment award, not the on-time one, or each prepaid month bought separately
+    would be another on-time payment."""
+    bills = list(bills)
+    return any(not bill.is_prepaid for bill in bills) and all(
+        paid_day <= bill.due_date for bill in bills
+    )
+
+
+def payments_in_suspense(*, community_ids) -> dict:
+    """For a centre's dashboard: the payments of these estates whose money the gateway captured
+    after their bills were settled otherwise (in the gateway's suspense account, owed back to
+    the payer), how many and how much. One query."""
+    totals = (
+        Payment.objects.filter(
+            in_suspense__gt=0,
+            pk__in=PaymentItem.objects.filter(bill__community_id__in=community_ids).values(
+                "payment_id"
+            ),
+        )
+        .order_by()
+        .aggregate(count=Count("pk"), amount=Sum("in_suspense"))
+    )
+    return {"count": totals["count"], "amount": fen(totals["amount"] or ZERO)}

@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -20,8 +20,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from billing import events, ledger
+from billing import events, ledger, selectors
 from billing.gateways import get_gateway
 from billing.gateways.base import GatewayError, NotificationRejected, PaymentRequest
 from billing.locks import (
@@ -33,16 +34,17 @@ from billing.locks import (
 from billing.models import (
     Account,
     Bill,
+    DeskDayClose,
     LedgerTransaction,
     Payment,
     PaymentItem,
     Payout,
     Refund,
 )
-from billing.money import ZERO, fee, fen, money_text, split
+from billing.money import ZERO, allocate, fee, fen, money_text
 from community import audit
 from community import selectors as community_selectors
-from community.models import Agreement, Community, Household, Role, RoleMembership, User
+from community.models import Agreement, Community, Household, Role, User
 from community.periods import Period
 from community.services import notice_send
 from config.api import Conflict
@@ -126,31 +128,60 @@ def _generate_python(agreement: Agreement, period: Period, due, batch: int = 200
     return after - before
 
 
-def bill_prepay(*, user: User, household_id: int, months: int) -> list[Bill]:
-    """Create the household's next `months` bills at today's rate, so they can be paid now.
+def _month_index(period: Period) -> int:
+    return period.year * 12 + period.month - 1
 
-    They start with the month after the household's latest bill (or this month if it has none
-    yet). Only a resident of the household may prepay (anyone else: 404)."""
-    if not 1 <= months <= MAX_PREPAY_MONTHS:
-        raise ValidationError({"months": _("Prepay between 1 and 36 months.")})
-    household = community_selectors.household_get(
-        user=user, household_id=household_id, roles=[community_selectors.RESIDENT]
+
+def _prepaid_bills(household: Household, community: Community, months: int) -> list[Bill]:
+    """The household's next `months` bills, each at the rate of the agreement in force in its
+    month, starting after its latest bill (this month if it has none). Caller holds the
+    household's lock, so the latest bill cannot change meanwhile. 409 past the prepayment
+    horizon (MAX_PREPAY_MONTHS beyond this month, in all) or past the agreements."""
+    current = Period.current()
+    latest = (
+        Bill.objects.filter(household=household, status__in=Bill.LIVE_STATUSES)
+        .order_by("-period")
+        .values_list("period", flat=True)
+        .first()
     )
-    community = household.building.community
-    agreement = community_selectors.agreement_in_force(community=community)
-    if agreement is None:
-        raise Conflict(_("This community has no agreement in force; fees cannot be prepaid."))
-    with transaction.atomic():
-        # One prepayment at a time per household: the latest bill is read under this lock.
-        Household.objects.select_for_update().get(pk=household.pk)
-        latest = Bill.objects.filter(household=household).order_by("-period").first()
-        first = Period.current()
-        if latest is not None:
-            first = max(first, Period.parse(latest.period).next())
-        periods = [first.plus(n) for n in range(months)]
-        if agreement.effective_to and periods[-1].first_day > agreement.effective_to:
-            raise Conflict(_("The agreement ends before the last month asked for."))
-        bills = [
+    first = _month_index(current)
+    if latest is not None:
+        first = max(first, _month_index(Period.parse(latest)) + 1)
+    horizon = _month_index(current) + MAX_PREPAY_MONTHS
+    room = horizon - first + 1
+    if months > room:
+        raise Conflict(
+            ngettext(
+                "Fees can be prepaid up to %(months)s month beyond this one; %(room)s more can "
+                "be prepaid for this household.",
+                "Fees can be prepaid up to %(months)s months beyond this one; %(room)s more can "
+                "be prepaid for this household.",
+                MAX_PREPAY_MONTHS,
+            )
+            % {"months": MAX_PREPAY_MONTHS, "room": max(room, 0)}
+        )
+    try:
+        periods = [Period(index // 12, index % 12 + 1) for index in range(first, first + months)]
+    except ValueError as exc:  # beyond the year 9999
+        raise ValidationError({"months": _("Those months are beyond the calendar.")}) from exc
+    agreements = list(Agreement.objects.filter(community=community).order_by("effective_from"))
+    bills = []
+    for period in periods:
+        agreement = next(
+            (
+                a
+                for a in agreements
+                if a.effective_from <= period.first_day
+                and (a.effective_to is None or a.effective_to >= period.first_day)
+            ),
+            None,
+        )
+        if agreement is None:
+            raise Conflict(
+                _("No agreement is in force for %(period)s; fees cannot be prepaid that far.")
+                % {"period": period}
+            )
+        bills.append(
             Bill(
                 household=household,
                 community=community,
@@ -161,14 +192,99 @@ def bill_prepay(*, user: User, household_id: int, months: int) -> list[Bill]:
                 due_date=period.day(agreement.bill_due_day),
                 is_prepaid=True,
             )
-            for period in periods
-        ]
-        try:
-            with transaction.atomic():
-                Bill.objects.bulk_create(bills)
-        except IntegrityError as exc:
-            raise Conflict(_("Some of these months have just been billed; try again.")) from exc
+        )
     return bills
+
+
+def bill_prepay(
+    *,
+    user: User,
+    household_id: int,
+    months: int,
+    gateway: str,
+    idempotency_key: str,
+    fingerprint: str,
+) -> tuple[Payment, bool]:
+    """Prepay the household's next `months` months: their bills are created together with the
+    pending payment that pays them, in one transaction. Returns (payment, created); the
+    payment's items hold the new bills.
+
+    The months start after the household's latest bill and reach at most MAX_PREPAY_MONTHS
+    beyond this month in all, however many requests ask (→ 409 past that). Each bill takes the
+    rate in force in its month. The same Idempotency-Key with the same body returns the first
+    prepayment, also when the two race; with a different body → 409. When the payment fails or
+    expires, its bills of months still to come become void with it (_void_unpaid_prepaid_bills),
+    so prepaying never leaves unpaid bills behind nor keeps a rate for months nobody paid for.
+    Only a resident of the household may prepay (anyone else: 404)."""
+    if not 1 <= months <= MAX_PREPAY_MONTHS:
+        raise ValidationError({"months": _("Prepay between 1 and 36 months.")})
+    household = community_selectors.household_get(
+        user=user, household_id=household_id, roles=[community_selectors.RESIDENT]
+    )
+    key = f"prepay:{idempotency_key}"[:100]
+    existing = _prepay_replay(user, key, fingerprint)
+    if existing is not None:
+        return existing, False
+    gateway_impl = get_gateway(gateway)
+    community = household.building.community
+    try:
+        with transaction.atomic():
+            # One prepayment at a time per household: its latest bill is read under this lock,
+            # and a second request with the same key finds the first's payment under it.
+            Household.objects.select_for_update().get(pk=household.pk)
+            existing = _prepay_replay(user, key, fingerprint)
+            if existing is not None:
+                return existing, False
+            bills = _prepaid_bills(household, community, months)
+            try:
+                Bill.objects.bulk_create(bills)
+            except IntegrityError as exc:  # the bill run reached this month meanwhile
+                raise _Taken from exc
+            payment = _payment_open(
+                payer=user,
+                bills=bills,
+                gateway=gateway,
+                gateway_impl=gateway_impl,
+                idempotency_key=key,
+                fingerprint=fingerprint,
+            )
+    except _Taken as exc:
+        replay = _prepay_replay(user, key, fingerprint)
+        if replay is not None:
+            return replay, False
+        raise Conflict(_("Some of these months have just been billed; try again.")) from exc
+    return payment, True
+
+
+def _prepay_replay(user: User, key: str, fingerprint: str) -> Payment | None:
+    existing = _replay(user, key, fingerprint)
+    if existing is not None and existing.status == Payment.Status.FAILED:
+        raise Conflict(_("This prepayment was not completed and has expired; start a new one."))
+    return existing
+
+
+def prepaid_bills(payment: Payment) -> list[Bill]:
+    """The bills a prepayment created, in month order."""
+    return sorted(
+        (item.bill for item in payment.items.select_related("bill")), key=lambda b: b.period
+    )
+
+
+def _void_unpaid_prepaid_bills(bill_ids) -> int:
+    """Prepaid bills of months still to come that nothing pays any more (their payment failed
+    or expired, or their money was refunded) become void: never owed, and out of the
+    one-bill-per-month rule, so the month's own bill is issued by the bill run at the rate then
+    in force. A prepaid bill of this month stays: the month is owed anyway."""
+    return (
+        Bill.objects.filter(
+            pk__in=list(bill_ids),
+            is_prepaid=True,
+            status=Bill.Status.UNPAID,
+            period__gt=str(Period.current()),
+        )
+        .exclude(payment_items__is_open=True)
+        .update(status=Bill.Status.VOID)
+    )
 
 
 def bill_mark_overdue(*, today=None) -> int:
@@ -267,7 +383,7 @@ def payment_create(
     """Start paying some of the payer's bills through a gateway. Returns (payment, created).
 
     The same Idempotency-Key with the same body returns the first payment; with a different
-    body → 409. A bill of another household → 404; a bill already paid, waived or inside
+    body → 409. A bill of another household → 404; a bill already paid, waived, void or inside
     another pending payment → 409. The bills are locked while they are checked, and a partial
     unique index (one open payment item per bill) holds even against a race.
     """
@@ -291,43 +407,72 @@ def payment_create(
                     raise Conflict(
                         _("Bill %(period)s is already settled.") % {"period": bill.period}
                     )
-            amount = sum((bill.outstanding for bill in bills), ZERO)
-            payment = Payment(
+                if bill.status == Bill.Status.VOID:
+                    raise Conflict(
+                        _("Bill %(period)s was a prepayment that expired; prepay again.")
+                        % {"period": bill.period}
+                    )
+            payment = _payment_open(
                 payer=payer,
+                bills=bills,
                 gateway=gateway,
-                out_trade_no=_new_trade_no(),
-                amount=amount,
+                gateway_impl=gateway_impl,
                 idempotency_key=idempotency_key,
-                request_fingerprint=fingerprint,
-                expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_PENDING_MINUTES),
+                fingerprint=fingerprint,
             )
-            try:
-                payment.save()
-                PaymentItem.objects.bulk_create(
-                    [PaymentItem(payment=payment, bill=b, amount=b.outstanding) for b in bills]
-                )
-            except IntegrityError as exc:
-                # Nothing but the locks is written before these inserts, so the whole
-                # transaction is rolled back rather than a savepoint taken for every payment.
-                raise _Taken from exc
-            subject = _("Property fee") + " " + ", ".join(sorted({b.period for b in bills}))
-            payment.pay_url = gateway_impl.create(
-                PaymentRequest(
-                    out_trade_no=payment.out_trade_no,
-                    amount=amount,
-                    subject=subject[:120],
-                    notify_url=settings.SITE_URL + reverse("payment-notify", args=[gateway]),
-                    return_url=settings.SITE_URL
-                    + reverse("payment-detail-page", args=[payment.pk]),
-                )
-            )
-            payment.save(update_fields=["pay_url"])
     except _Taken as exc:
         replay = _replay(payer, idempotency_key, fingerprint)
         if replay is not None:  # the same request, racing itself
             return replay, False
         raise Conflict(_("One of these bills is already in a payment in progress.")) from exc
     return payment, True
+
+
+def _payment_open(
+    *,
+    payer: User,
+    bills: list[Bill],
+    gateway: str,
+    gateway_impl,
+    idempotency_key: str,
+    fingerprint: str,
+) -> Payment:
+    """A pending payment of the bills' outstanding amounts, registered with the gateway (which
+    answers with the pay URL). Caller holds the bills' locks, or created them, in its
+    transaction. Raises _Taken when the key or a bill is taken (the unique indexes): nothing but
+    the locks is written before these inserts, so the caller's whole transaction is rolled back
+    rather than a savepoint taken for every payment."""
+    amount = sum((bill.outstanding for bill in bills), ZERO)
+    payment = Payment(
+        payer=payer,
+        gateway=gateway,
+        out_trade_no=_new_trade_no(),
+        amount=amount,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_PENDING_MINUTES),
+    )
+    try:
+        payment.save()
+        PaymentItem.objects.bulk_create(
+            [PaymentItem(payment=payment, bill=b, amount=b.outstanding) for b in bills]
+        )
+    except IntegrityError as exc:
+        raise _Taken from exc
+    periods = sorted({b.period for b in bills})
+    shown = periods if len(periods) <= 3 else [periods[0], "…", periods[-1]]
+    subject = _("Property fee") + " " + ", ".join(shown)
+    payment.pay_url = gateway_impl.create(
+        PaymentRequest(
+            out_trade_no=payment.out_trade_no,
+            amount=amount,
+            subject=subject[:120],
+            notify_url=settings.SITE_URL + reverse("payment-notify", args=[gateway]),
+            return_url=settings.SITE_URL + reverse("payment-detail-page", args=[payment.pk]),
+        )
+    )
+    payment.save(update_fields=["pay_url"])
+    return payment
 
 
 def _close_items(payment: Payment) -> None:
@@ -339,6 +484,7 @@ def _fail(payment: Payment, reason: str) -> None:
     payment.failure_reason = reason
     payment.save(update_fields=["status", "failure_reason"])
     _close_items(payment)
+    _void_unpaid_prepaid_bills(payment.items.values_list("bill_id", flat=True))
 
 
 @transaction.atomic
@@ -364,7 +510,10 @@ def _succeed(
     for item in items:
         bill = bills[item.bill_id]
         taking[bill.pk] = taking.get(bill.pk, ZERO) + item.amount
-        if bill.status == Bill.Status.WAIVED or bill.paid_amount + taking[bill.pk] > bill.amount:
+        if (
+            bill.status in (Bill.Status.WAIVED, Bill.Status.VOID)
+            or bill.paid_amount + taking[bill.pk] > bill.amount
+        ):
             raise Conflict(
                 _("Bill %(bill)s can no longer take %(amount)s.")
                 % {"bill": bill.pk, "amount": item.amount}
@@ -405,7 +554,7 @@ def _succeed(
         "payer_id": payment.payer_id,
         "amount": f"{payment.amount:.2f}",
         "paid_at": paid_at.isoformat(),
-        "on_time": all(paid_day <= bill.due_date for bill in bill_rows),
+        "on_time": selectors.paid_on_time(bill_rows, paid_day),
         "months_prepaid": sum(1 for bill in bill_rows if bill.is_prepaid),
         "bills": [
             {
@@ -433,62 +582,123 @@ def _notify_centre_admins(community_ids, *, title: str, body: str, key: str) -> 
 
 def payment_notification_receive(*, gateway: str, body: bytes, headers) -> Payment:
     """Record a gateway's notification. Raises NotificationRejected (→ 400, nothing changed) for
-    a bad signature, a stale timestamp, an unknown trade or a different amount; a duplicate is
-    recognised and changes nothing."""
+    a bad signature, a stale timestamp, an unknown trade, a different amount, or a gateway
+    trade number that belongs to another of our payments; a duplicate is recognised and changes
+    nothing. Money captured that can no longer settle the payment's bills is booked to the
+    gateway's suspense account (_book_to_suspense)."""
     notification = get_gateway(gateway).parse_notification(body=body, headers=headers)
-    with transaction.atomic():
-        payment = (
-            Payment.objects.select_for_update(of=("self",))
-            .filter(gateway=gateway, out_trade_no=notification.out_trade_no)
-            .first()
-        )
-        if payment is None:
-            raise NotificationRejected("unknown trade")
-        if notification.amount != payment.amount:
-            logger.warning(
-                "payment %s: notified amount %s differs from %s; ignored",
-                payment.out_trade_no,
-                notification.amount,
-                payment.amount,
+    try:
+        with transaction.atomic():
+            payment = (
+                Payment.objects.select_for_update(of=("self",))
+                .filter(gateway=gateway, out_trade_no=notification.out_trade_no)
+                .first()
             )
-            raise NotificationRejected("amount differs")
-        if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
-            if payment.trade_no != notification.trade_no:
+            if payment is None:
+                raise NotificationRejected("unknown trade")
+            if notification.amount != payment.amount:
                 logger.warning(
-                    "payment %s: second trade %s notified", payment.pk, notification.trade_no
+                    "payment %s: notified amount %s differs from %s; ignored",
+                    payment.out_trade_no,
+                    notification.amount,
+                    payment.amount,
                 )
-            return payment  # a duplicate: already recorded
-        if not notification.succeeded:
-            if payment.status == Payment.Status.PENDING:
-                _fail(payment, "closed at the gateway")
-            return payment
-        _succeed_or_ask_for_refund(
-            payment, trade_no=notification.trade_no, paid_at=notification.paid_at
-        )
+                raise NotificationRejected("amount differs")
+            if payment.paid_at is not None:  # booked already: to its bills, or to suspense
+                if payment.trade_no != notification.trade_no:
+                    logger.warning(
+                        "payment %s: second trade %s notified", payment.pk, notification.trade_no
+                    )
+                return payment
+            if not notification.succeeded:
+                if payment.status == Payment.Status.PENDING:
+                    _fail(payment, "closed at the gateway")
+                return payment
+            _book_capture(payment, trade_no=notification.trade_no, paid_at=notification.paid_at)
+    except IntegrityError as exc:
+        _refuse_taken_trade_no(gateway, notification.trade_no, notification.out_trade_no, exc)
+        raise
     return payment
 
 
-def _succeed_or_ask_for_refund(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
-    """Record money the gateway took. If the payment's bills were settled some other way
-    meanwhile (it had expired and they were paid again, or another payment of them got there
-    first), the money cannot settle them: the payment fails, closing its hold on its bills, and
-    the centre admins are asked to refund it by hand. Caller holds the payment lock."""
+def _refuse_taken_trade_no(gateway: str, trade_no: str, out_trade_no: str, exc) -> None:
+    """After an IntegrityError (its transaction rolled back): if the gateway's trade number is
+    another payment's, the notification is not to be trusted → NotificationRejected (400)."""
+    taken = (
+        Payment.objects.filter(gateway=gateway, trade_no=trade_no)
+        .exclude(out_trade_no=out_trade_no)
+        .values_list("out_trade_no", flat=True)
+        .first()
+    )
+    if taken is not None:
+        logger.warning(
+            "payment %s: gateway trade number %s is already payment %s's; refused",
+            out_trade_no,
+            trade_no,
+            taken,
+        )
+        raise NotificationRejected("trade number of another payment") from exc
+
+
+def _book_capture(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
+    """Book money the gateway took: to the payment's bills, or, if they were settled some other
+    way meanwhile (it had expired and they were paid again, another payment of them got there
+    first, a prepaid month became void), to the gateway's suspense account. Caller holds the
+    payment lock."""
     try:
         # No savepoint: _succeed raises Conflict before it writes anything.
         _succeed(payment, trade_no=trade_no, paid_at=paid_at)
     except Conflict:
-        payment.status = Payment.Status.FAILED
-        payment.failure_reason = "paid after expiry: refund required"
-        payment.trade_no = trade_no
-        payment.save(update_fields=["status", "failure_reason", "trade_no"])
-        _close_items(payment)
-        communities = payment.items.values("bill__community_id")
-        _notify_centre_admins(
-            communities,
-            title=_("A payment needs a manual refund"),
-            body=_("Trade %(no)s was paid after it had expired.") % {"no": payment.out_trade_no},
-            key=f"late-payment:{payment.pk}",
+        _book_to_suspense(payment, trade_no=trade_no, paid_at=paid_at)
+
+
+def _book_to_suspense(payment: Payment, *, trade_no: str, paid_at: datetime) -> None:
+    """Captured money no bill can take goes on the books all the same: Dr the gateway's
+    clearing account, Cr its suspense account, so the ledger holds everything the gateway
+    captured and reconciliation matches the trade. The payment fails (its bills are not paid by
+    it, and its prepaid months become void), keeps the money `in_suspense`, and the centre
+    admins are asked to refund it (payment_refund takes it from suspense). Caller holds the
+    payment lock."""
+    payment.status = Payment.Status.FAILED
+    payment.failure_reason = "captured after its bills were settled: refund due"
+    payment.trade_no = trade_no
+    payment.paid_at = paid_at
+    payment.in_suspense = payment.amount
+    payment.save(update_fields=["status", "failure_reason", "trade_no", "paid_at", "in_suspense"])
+    _close_items(payment)
+    _void_unpaid_prepaid_bills(payment.items.values_list("bill_id", flat=True))
+    ledger.post(
+        kind=LedgerTransaction.Kind.CAPTURE_UNBOOKED,
+        idempotency_key=f"capture:{payment.pk}",
+        legs=[
+            ledger.Leg(ledger.clearing_account(payment.gateway), payment.amount),
+            ledger.Leg(ledger.suspense_account(payment.gateway), -payment.amount),
+        ],
+        memo=f"{payment.gateway} {trade_no}",
+        payment=payment,
+    )
+    item = payment.items.select_related("bill__community").first()
+    audit.record(
+        action=audit.Action.CAPTURE_UNBOOKED,
+        target=payment,
+        centre_id=item.bill.community.centre_id if item is not None else None,
+        details={
+            "payment": payment.out_trade_no,
+            "trade_no": trade_no,
+            "amount": payment.amount,
+            "gateway": payment.gateway,
+        },
+    )
+    _notify_centre_admins(
+        payment.items.values("bill__community_id"),
+        title=_("A payment needs a refund"),
+        body=_(
+            "The gateway took %(amount)s for trade %(no)s after its bills had been settled; the "
+            "money is held in suspense until you refund it."
         )
+        % {"amount": money_text(payment.amount), "no": payment.out_trade_no},
+        key=f"late-payment:{payment.pk}",
+    )
 
 
 def payment_expire_stale(*, now=None) -> int:
@@ -504,23 +714,43 @@ def payment_expire_stale(*, now=None) -> int:
 
 
 def payment_reconcile(*, payment_id: int, expire: bool = False) -> str:
-    """Ask the gateway how a pending payment stands and complete or close it accordingly.
-    With expire=True a payment the gateway still calls pending is closed as expired."""
+    """Ask the gateway how a payment stands and book what the ledger lacks: a trade it captured
+    goes to the payment's bills (or to suspense), a pending one it closed fails. With
+    expire=True a pending payment the gateway still calls pending is closed as expired. A
+    payment that already failed here (cancelled, expired) but that the gateway captured all
+    the same is booked too: daily reconciliation finds those. Returns the payment's status."""
     payment = Payment.objects.get(pk=payment_id)
+    if payment.paid_at is not None:
+        return payment.status
     try:
         status = get_gateway(payment.gateway).query(payment.out_trade_no)
     except GatewayError:
         logger.warning("gateway query failed for %s", payment.out_trade_no)
         return payment.status
-    with transaction.atomic():
-        payment = payment_for_update(payment_id)
-        if payment.status != Payment.Status.PENDING:
+    try:
+        with transaction.atomic():
+            payment = payment_for_update(payment_id)
+            if payment.paid_at is not None:
+                return payment.status
+            if status.status == "succeeded" and status.amount == payment.amount:
+                _book_capture(payment, trade_no=status.trade_no, paid_at=status.paid_at)
+            elif payment.status == Payment.Status.PENDING and (
+                status.status in ("closed", "unknown") or expire
+            ):
+                _fail(payment, "expired" if expire else "closed at the gateway")
             return payment.status
-        if status.status == "succeeded" and status.amount == payment.amount:
-            _succeed_or_ask_for_refund(payment, trade_no=status.trade_no, paid_at=status.paid_at)
-        elif status.status in ("closed", "unknown") or expire:
-            _fail(payment, "expired" if expire else "closed at the gateway")
-        return payment.status
+    except IntegrityError as exc:
+        try:
+            _refuse_taken_trade_no(payment.gateway, status.trade_no, payment.out_trade_no, exc)
+        except NotificationRejected:
+            return Payment.objects.get(pk=payment_id).status
+        raise
+
+
+def payment_book_from_gateway(*, payment_id: int) -> str:
+    """For reconciliation: a trade the gateway's statement lists but the ledger lacks is asked
+    about and booked (payment_reconcile). Returns the payment's status."""
+    return payment_reconcile(payment_id=payment_id)
 
 
 # --- payouts ----------------------------------------------------------------------------------
@@ -560,52 +790,82 @@ def _lock_community(community: Community) -> None:
     Community.objects.select_for_update().get(pk=community.pk)
 
 
-# The per-item split of a payout and of a release, two ways with the same figures to the fen.
-# billing.money.split is `part = round(total × share, half away from zero); rest = total − part`;
-# PostgreSQL's round(numeric, 2) also rounds half away from zero and multiplies numerics exactly,
-# so one UPDATE reproduces it item by item, and the sums come back from its RETURNING rows in the
-# same statement: no item is loaded into Python (docs/performance.md, payouts). SQLite's round()
-# works in binary floating point, so there the items go through split() in Python.
-# Both lock the items in primary-key order first, as the per-item code always did.
+# The split of a payout and of a release over a month's items, two ways with the same figures to
+# the fen. The estate's part is round(total × share) (half up), exactly: rounding each item on its
+# own would drift from it by up to half a fen per item. It is spread over the items by largest
+# remainder (billing.money.allocate: each item its exact share rounded down, the fen left over to
+# the largest remainders, ties to the lower id). PostgreSQL multiplies numerics exactly, and div()
+# and mod() of whole fen are exact, so one UPDATE reproduces allocate() item by item, and the sums
+# come back from its RETURNING rows in the same statement: no item is loaded into Python
+# (docs/performance.md, payouts). SQLite's arithmetic is binary floating point, so there the
+# items go through allocate() in Python. Both lock the items in primary-key order first.
 
-_PAY_ITEMS_SQL = """
+_ALLOCATE_SQL = """
+, total AS (
+    SELECT coalesce(sum(weight), 0) AS whole,
+           round(coalesce(sum(weight), 0) * %(share)s::numeric, 2) AS part
+      FROM locked
+), exact AS (
+    SELECT l.id, l.weight,
+           CASE WHEN t.whole = 0 THEN 0
+                ELSE div(t.part * l.weight * 10000, t.whole * 100) END AS base,
+           CASE WHEN t.whole = 0 THEN 0
+                ELSE mod(t.part * l.weight * 10000, t.whole * 100) END AS remainder
+      FROM locked AS l CROSS JOIN total AS t
+), shared AS (
+    SELECT e.id, e.weight,
+           round((e.base + CASE
+                WHEN row_number() OVER (ORDER BY e.remainder DESC, e.id)
+                     <= (SELECT t.part * 100 FROM total AS t)
+                        - (SELECT coalesce(sum(x.base), 0) FROM exact AS x)
+                THEN 1 ELSE 0 END)::numeric / 100, 2) AS part
+      FROM exact AS e
+)
+"""
+
+_PAY_ITEMS_SQL = (
+    """
 WITH locked AS (
-    SELECT i.id FROM {item} AS i
+    SELECT i.id, i.amount - i.refunded_amount AS weight FROM {item} AS i
     JOIN {bill} AS b ON b.id = i.bill_id
     JOIN {payment} AS p ON p.id = i.payment_id
     WHERE b.community_id = %(community)s AND b.period <= %(period)s
       AND p.status = ANY(%(statuses)s) AND i.payout_id IS NULL
     ORDER BY i.id
     FOR UPDATE OF i
-), paid AS (
+)"""
+    + _ALLOCATE_SQL
+    + """
+, paid AS (
     UPDATE {item} AS i
-    SET payout_id = %(payout)s,
-        paid_out_to_company = round((i.amount - i.refunded_amount) * %(share)s::numeric, 2),
-        held_back = (i.amount - i.refunded_amount)
-            - round((i.amount - i.refunded_amount) * %(share)s::numeric, 2)
-    FROM locked WHERE i.id = locked.id
-    RETURNING i.amount - i.refunded_amount AS net, i.paid_out_to_company, i.held_back
+    SET payout_id = %(payout)s, paid_out_to_company = s.part, held_back = s.weight - s.part
+    FROM shared AS s WHERE i.id = s.id
+    RETURNING s.weight AS net, i.paid_out_to_company, i.held_back
 )
 SELECT coalesce(sum(net), 0), coalesce(sum(paid_out_to_company), 0),
        coalesce(sum(held_back), 0)
 FROM paid
 """
-
-_RELEASE_ITEMS_SQL = """
-WITH locked AS (
-    SELECT id FROM {item} WHERE payout_id = %(payout)s ORDER BY id FOR UPDATE
-), released AS (
-    UPDATE {item} AS i
-    SET released_to_company = round(i.held_back * %(score)s::numeric, 2),
-        forfeited_to_fund = i.held_back - round(i.held_back * %(score)s::numeric, 2),
-        held_back = 0
-    FROM locked WHERE i.id = locked.id
-    RETURNING i.released_to_company, i.forfeited_to_fund
 )
-SELECT coalesce(sum(released_to_company + forfeited_to_fund), 0),
-       coalesce(sum(released_to_company), 0), coalesce(sum(forfeited_to_fund), 0)
+
+_RELEASE_ITEMS_SQL = (
+    """
+WITH locked AS (
+    SELECT id, held_back AS weight FROM {item} WHERE payout_id = %(payout)s ORDER BY id FOR UPDATE
+)"""
+    + _ALLOCATE_SQL
+    + """
+, released AS (
+    UPDATE {item} AS i
+    SET released_to_company = s.part, forfeited_to_fund = i.held_back - s.part, held_back = 0
+    FROM shared AS s WHERE i.id = s.id
+    RETURNING s.weight AS held, i.released_to_company, i.forfeited_to_fund
+)
+SELECT coalesce(sum(held), 0), coalesce(sum(released_to_company), 0),
+       coalesce(sum(forfeited_to_fund), 0)
 FROM released
 """
+)
 
 
 def _tables() -> dict[str, str]:
@@ -625,8 +885,9 @@ def _money_sums(sql: str, params: dict) -> tuple[Decimal, Decimal, Decimal]:
 def _pay_items_sql(
     payout: Payout, community: Community, period: Period, share: Decimal
 ) -> tuple[Decimal, Decimal, Decimal]:
-    """Assign the unpaid items of `period` and earlier to `payout`, `share` of each (net of
-    refunds) to the company and the rest held back. Returns (collected, to company, held back)."""
+    """Assign the unpaid items of `period` and earlier to `payout`: round(collected × share) to
+    the company, spread over the items by largest remainder, the rest of each held back.
+    Returns (collected, to company, held back)."""
     return _money_sums(
         _PAY_ITEMS_SQL,
         {
@@ -652,35 +913,35 @@ def _pay_items_python(
         )
         .order_by("pk")
     )
-    collected = to_company_total = held_total = ZERO
-    for item in items:
-        net = item.amount - item.refunded_amount
-        to_company, held = split(net, share)
+    nets = [item.amount - item.refunded_amount for item in items]
+    collected = sum(nets, ZERO)
+    parts = allocate(fen(collected * share), nets) if items else []
+    for item, net, to_company in zip(items, nets, parts, strict=True):
         item.payout = payout
-        item.paid_out_to_company, item.held_back = to_company, held
-        collected += net
-        to_company_total += to_company
-        held_total += held
+        item.paid_out_to_company, item.held_back = to_company, net - to_company
+    to_company_total = sum(parts, ZERO)
+    held_total = collected - to_company_total
     _save_items(items, ["payout", "paid_out_to_company", "held_back"])
     return collected, to_company_total, held_total
 
 
 def _release_items_sql(regular: Payout, score: Decimal) -> tuple[Decimal, Decimal, Decimal]:
-    """Release what `regular`'s items still hold back: score × each to the company, the rest to
-    the public fund. Returns (held back, to company, to the public fund)."""
-    return _money_sums(_RELEASE_ITEMS_SQL, {"payout": regular.pk, "score": score})
+    """Release what `regular`'s items still hold back: round(held back × score) to the company,
+    spread over the items by largest remainder, the rest to the public fund. Returns (held back,
+    to company, to the public fund)."""
+    return _money_sums(_RELEASE_ITEMS_SQL, {"payout": regular.pk, "share": score})
 
 
 def _release_items_python(regular: Payout, score: Decimal) -> tuple[Decimal, Decimal, Decimal]:
     items = list(regular.items.select_for_update(of=("self",)).order_by("pk"))
-    held_total = to_company_total = to_fund_total = ZERO
-    for item in items:
-        to_company, to_fund = split(item.held_back, score)
-        held_total += item.held_back
-        to_company_total += to_company
-        to_fund_total += to_fund
-        item.released_to_company, item.forfeited_to_fund = to_company, to_fund
+    held = [item.held_back for item in items]
+    held_total = sum(held, ZERO)
+    parts = allocate(fen(held_total * score), held) if items else []
+    for item, item_held, to_company in zip(items, held, parts, strict=True):
+        item.released_to_company, item.forfeited_to_fund = to_company, item_held - to_company
         item.held_back = ZERO
+    to_company_total = sum(parts, ZERO)
+    to_fund_total = held_total - to_company_total
     _save_items(items, ["released_to_company", "forfeited_to_fund", "held_back"])
     return held_total, to_company_total, to_fund_total
 
@@ -806,18 +1067,24 @@ def release_holdback(
 
 
 @dataclass
-class _Take:
-    item: PaymentItem
-    from_escrow: Decimal
-    from_company: Decimal
+class _RefundPlan:
+    """What a refund takes from where: the ledger legs (the payer's side last), and the rows
+    whose figures change with it."""
+
+    legs: list[ledger.Leg] = field(default_factory=list)
+    items: list[PaymentItem] = field(default_factory=list)
+    bills: list[Bill] = field(default_factory=list)
+    from_escrow: Decimal = ZERO
+    from_company: Decimal = ZERO
+    from_fund: Decimal = ZERO
+    from_suspense: Decimal = ZERO
 
 
 def _check_accounts_cover(legs: list[ledger.Leg]) -> None:
     """Refuse (409) a refund that would take from an account more than it holds, before the
-    gateway moves any money: after a hold-back release the company payable answers for the
-    whole refund (the public fund keeps its part), and it may hold less than that; posting
-    anyway would break the overdraft constraint only after the gateway had paid out. Locks the
-    legs' accounts in primary-key order, the order ledger.post then takes them in."""
+    gateway moves any money (posting anyway would break the overdraft constraint only after
+    the gateway had paid out). Locks the legs' accounts in primary-key order, the order
+    ledger.post then takes them in."""
     taken: dict[int, Decimal] = {}
     for leg in legs:
         taken[leg.account.pk] = taken.get(leg.account.pk, ZERO) + leg.amount
@@ -829,6 +1096,106 @@ def _check_accounts_cover(legs: list[ledger.Leg]) -> None:
             )
 
 
+def _refund_from_bills(payment: Payment, amount: Decimal) -> _RefundPlan:
+    """Take `amount` back from a succeeded payment's bills, the latest month first (typically
+    prepaid months of someone moving out). Within a bill the money comes back from where it
+    went, in proportion (billing.money.allocate): from escrow while it is held (before the
+    payout, or the held-back part after it), from the company payable for what the company was
+    paid or released, from the public fund for what was forfeited to it. So a refund never
+    eats the hold-back first (the score keeps deciding what the company gets of the rest), and
+    the company's share of a payment never turns negative."""
+    left = payment.amount - payment.refunded_amount
+    if amount > left:
+        raise Conflict(
+            _("At most %(left)s of this payment can still be refunded.")
+            % {"left": money_text(left)}
+        )
+    # Locked in primary-key order, like payouts lock them, so a refund and a payout of the
+    # same estate wait for each other instead of deadlocking; then latest month first.
+    items = list(
+        payment.items.select_for_update(of=("self",))
+        .select_related("bill__community__centre")
+        .order_by("pk")
+    )
+    items.sort(key=lambda item: (item.bill.period, item.pk), reverse=True)
+    bills = {b.pk: b for b in bills_for_update([item.bill_id for item in items])}
+    if payment.gateway == Payment.DESK_GATEWAY:
+        # Paid back at the desk, by the method it came in: out of the same desk account.
+        payer_side = ledger.desk_account(items[0].bill.community.centre, payment.method)
+    else:
+        payer_side = ledger.clearing_account(payment.gateway)
+    plan = _RefundPlan(legs=[ledger.Leg(payer_side, -amount)])
+    to_take = amount
+    for item in items:
+        take = min(to_take, item.amount - item.refunded_amount)
+        if take <= 0:
+            continue
+        to_take -= take
+        bill = bills[item.bill_id]
+        community = bill.community
+        if item.payout_id is None:
+            from_company, from_held, from_fund = ZERO, take, ZERO
+        else:
+            with_company = (
+                item.paid_out_to_company + item.released_to_company - item.refunded_from_company
+            )
+            in_fund = item.forfeited_to_fund - item.refunded_from_fund
+            from_company, from_held, from_fund = allocate(
+                take, [with_company, item.held_back, in_fund]
+            )
+            item.held_back -= from_held
+        item.refunded_amount += take
+        item.refunded_from_company += from_company
+        item.refunded_from_fund += from_fund
+        bill.paid_amount -= take
+        bill.status = Bill.status_for(amount=bill.amount, paid_amount=bill.paid_amount)
+        for account_of, part in (
+            (ledger.escrow_account, from_held),
+            (ledger.company_payable_account, from_company),
+            (ledger.public_fund_account, from_fund),
+        ):
+            if part:
+                plan.legs.append(ledger.Leg(account_of(community), part, bill=bill))
+        plan.from_escrow += from_held
+        plan.from_company += from_company
+        plan.from_fund += from_fund
+        plan.items.append(item)
+        plan.bills.append(bill)
+        if to_take == 0:
+            break
+    return plan
+
+
+def _refund_from_suspense(payment: Payment, amount: Decimal) -> _RefundPlan:
+    """Give back money the gateway captured that no bill took (_book_to_suspense)."""
+    if amount > payment.in_suspense:
+        raise Conflict(
+            _("At most %(left)s of this payment can still be refunded.")
+            % {"left": money_text(payment.in_suspense)}
+        )
+    return _RefundPlan(
+        legs=[
+            ledger.Leg(ledger.clearing_account(payment.gateway), -amount),
+            ledger.Leg(ledger.suspense_account(payment.gateway), amount),
+        ],
+        from_suspense=amount,
+    )
+
+
+def _refuse_cash_after_the_day_closed(payment: Payment, by: User) -> None:
+    """Cash paid back from the drawer counts in the refunder's day at the desk (billing.desk):
+    once that day is closed with its count, its figure must not change (409). The drawer's
+    account is locked first, as desk_day_close locks it, so a close and a refund cannot pass
+    each other."""
+    centre = payment.items.select_related("bill__community__centre").first().bill.community.centre
+    accounts_for_update([ledger.desk_account(centre, Payment.Method.CASH).pk])
+    today = timezone.localdate(timezone=timezone.get_default_timezone())
+    if DeskDayClose.objects.filter(cashier=by, centre=centre, day=today).exists():
+        raise Conflict(
+            _("You have closed today's cash count; a cash refund must wait until tomorrow.")
+        )
+
+
 def payment_refund(
     *,
     payment: Payment,
@@ -838,65 +1205,32 @@ def payment_refund(
     idempotency_key: str,
     fingerprint: str,
 ) -> tuple[Refund, bool]:
-    """Refund part or all of a succeeded payment through its gateway. Never more than was paid
-    minus refunds already made (→ 409). The money comes back from where it is now: escrow while
-    held (including a held-back part), the company payable once paid out to the company.
-    The latest months are refunded first (typically prepaid months of someone moving out)."""
-    existing = Refund.objects.filter(created_by=by, idempotency_key=idempotency_key).first()
-    if existing is not None:
-        if existing.request_fingerprint != fingerprint:
-            raise Conflict(_("This Idempotency-Key was used for a different request."))
-        return existing, False
+    """Refund part or all of a payment: a succeeded one from its bills (_refund_from_bills),
+    one whose money is in suspense from there. Through its gateway, or, for a desk payment, paid
+    back at the desk. Never more than is left (→ 409).
+
+    The same Idempotency-Key with the same body returns the first refund, whatever the
+    concurrency: the key is looked up under the payment's lock, and the refund's row (unique per
+    admin and key) is written before the gateway is asked, so a request with the same key for
+    another payment waits on that unique index and is refused (409) rather than refunded."""
     amount = fen(amount)
     if amount <= 0:
         raise ValidationError({"amount": _("The amount must be positive.")})
     with transaction.atomic():
         payment = payment_for_update(payment.pk)
-        if payment.status not in (Payment.Status.SUCCEEDED,):
+        existing = Refund.objects.filter(created_by=by, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.request_fingerprint != fingerprint:
+                raise Conflict(_("This Idempotency-Key was used for a different request."))
+            return existing, False
+        if payment.method == Payment.Method.CASH:
+            _refuse_cash_after_the_day_closed(payment, by)
+        if payment.in_suspense > 0:
+            plan = _refund_from_suspense(payment, amount)
+        elif payment.status == Payment.Status.SUCCEEDED:
+            plan = _refund_from_bills(payment, amount)
+        else:
             raise Conflict(_("Only a succeeded payment can be refunded."))
-        if amount > payment.amount - payment.refunded_amount:
-            raise Conflict(
-                _("At most %(left)s of this payment can still be refunded.")
-                % {"left": money_text(payment.amount - payment.refunded_amount)}
-            )
-        # Locked in primary-key order, like payouts lock them, so a refund and a payout of the
-        # same estate wait for each other instead of deadlocking; then latest month first.
-        items = list(
-            payment.items.select_for_update(of=("self",))
-            .select_related("bill__community", "payout")
-            .order_by("pk")
-        )
-        items.sort(key=lambda item: (item.bill.period, item.pk), reverse=True)
-        bills = {b.pk: b for b in bills_for_update([item.bill_id for item in items])}
-        released = {
-            (p.community_id, p.period)
-            for p in Payout.objects.filter(
-                kind=Payout.Kind.HOLDBACK_RELEASE,
-                community_id__in={item.bill.community_id for item in items},
-            )
-        }
-        takes, left = [], amount
-        for item in items:
-            take = min(left, item.amount - item.refunded_amount)
-            if take <= 0:
-                continue
-            left -= take
-            bill = bills[item.bill_id]
-            if item.payout_id is None:
-                from_escrow, from_company = take, ZERO
-            elif (bill.community_id, item.payout.period) in released:
-                from_escrow, from_company = ZERO, take
-            else:
-                from_escrow = min(take, item.held_back)
-                from_company = take - from_escrow
-                item.held_back -= from_escrow
-            item.refunded_amount += take
-            item.refunded_from_company += from_company
-            bill.paid_amount -= take
-            bill.status = Bill.status_for(amount=bill.amount, paid_amount=bill.paid_amount)
-            takes.append(_Take(item, from_escrow, from_company))
-            if left == 0:
-                break
         refund = Refund(
             payment=payment,
             refund_no=_refund_no(by, idempotency_key),
@@ -906,129 +1240,77 @@ def payment_refund(
             created_by=by,
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint,
-            from_escrow=sum((t.from_escrow for t in takes), ZERO),
-            from_company=sum((t.from_company for t in takes), ZERO),
+            from_escrow=plan.from_escrow,
+            from_company=plan.from_company,
+            from_fund=plan.from_fund,
+            from_suspense=plan.from_suspense,
         )
-        legs = [ledger.Leg(ledger.clearing_account(payment.gateway), -amount)]
-        for take in takes:
-            bill = bills[take.item.bill_id]
-            if take.from_escrow:
-                legs.append(
-                    ledger.Leg(ledger.escrow_account(bill.community), take.from_escrow, bill=bill)
-                )
-            if take.from_company:
-                legs.append(
-                    ledger.Leg(
-                        ledger.company_payable_account(bill.community), take.from_company, bill=bill
-                    )
-                )
-        _check_accounts_cover(legs)  # before the gateway sends any money back
+        _check_accounts_cover(plan.legs)  # before the gateway sends any money back
         try:
-            result = get_gateway(payment.gateway).refund(
-                out_trade_no=payment.out_trade_no,
-                refund_no=refund.refund_no,
-                amount=amount,
-                total=payment.amount,
+            with transaction.atomic():
+                refund.save()
+        except IntegrityError as exc:  # the key, used for another payment at the same moment
+            raise Conflict(_("This Idempotency-Key was used for a different request.")) from exc
+        if payment.gateway != Payment.DESK_GATEWAY:
+            try:
+                result = get_gateway(payment.gateway).refund(
+                    out_trade_no=payment.out_trade_no,
+                    refund_no=refund.refund_no,
+                    amount=amount,
+                    total=payment.amount,
+                )
+            except GatewayError as exc:
+                raise Conflict(
+                    _("The gateway refused the refund: %(error)s") % {"error": exc}
+                ) from exc
+            refund.gateway_refund_id = result.gateway_refund_id
+            Refund.objects.filter(pk=refund.pk).update(gateway_refund_id=refund.gateway_refund_id)
+        if plan.items:
+            PaymentItem.objects.bulk_update(
+                plan.items,
+                ["refunded_amount", "refunded_from_company", "refunded_from_fund", "held_back"],
             )
-        except GatewayError as exc:
-            raise Conflict(_("The gateway refused the refund: %(error)s") % {"error": exc}) from exc
-        refund.gateway_refund_id = result.gateway_refund_id
-        refund.save()
-        PaymentItem.objects.bulk_update(
-            [t.item for t in takes], ["refunded_amount", "refunded_from_company", "held_back"]
-        )
-        Bill.objects.bulk_update([bills[t.item.bill_id] for t in takes], ["paid_amount", "status"])
+            Bill.objects.bulk_update(plan.bills, ["paid_amount", "status"])
+            _void_unpaid_prepaid_bills(b.pk for b in plan.bills if b.paid_amount == 0)
         payment.refunded_amount += amount
-        if payment.refunded_amount == payment.amount:
+        payment.in_suspense -= plan.from_suspense
+        # A payment that paid its bills becomes refunded; one whose money sat in suspense stays
+        # failed (it never paid a bill: payouts and the trail must keep ignoring it).
+        if payment.refunded_amount == payment.amount and plan.items:
             payment.status = Payment.Status.REFUNDED
-        payment.save(update_fields=["refunded_amount", "status"])
+        payment.save(update_fields=["refunded_amount", "in_suspense", "status"])
         ledger.post(
             kind=LedgerTransaction.Kind.REFUND,
             idempotency_key=f"refund:{refund.refund_no}",
-            legs=legs,
+            legs=plan.legs,
             memo=reason,
             payment=payment,
             refund=refund,
         )
+        first_item = payment.items.select_related("bill__community").first()
         audit.record(
             action=audit.Action.REFUND,
             actor=by,
             target=refund,
-            centre_id=items[0].bill.community.centre_id if items else None,
+            centre_id=first_item.bill.community.centre_id if first_item else None,
             details={
                 "payment": payment.out_trade_no,
                 "refund_no": refund.refund_no,
                 "amount": amount,
                 "from_escrow": refund.from_escrow,
                 "from_company": refund.from_company,
+                "from_fund": refund.from_fund,
+                "from_suspense": refund.from_suspense,
                 "reason": reason,
             },
         )
-        payload = {
-            "payment_id": payment.pk,
-            "refund_id": refund.pk,
-            "payer_id": payment.payer_id,
-            "amount": f"{amount:.2f}",
-            "fully_refunded": payment.status == Payment.Status.REFUNDED,
-        }
-        transaction.on_commit(lambda: events.payment_refunded.send(sender=Payment, **payload))
+        if plan.items:  # money a resident had paid for bills (and may have earned points for)
+            payload = {
+                "payment_id": payment.pk,
+                "refund_id": refund.pk,
+                "payer_id": payment.payer_id,
+                "amount": f"{amount:.2f}",
+                "fully_refunded": payment.status == Payment.Status.REFUNDED,
+            }
+            transaction.on_commit(lambda: events.payment_refunded.send(sender=Payment, **payload))
     return refund, True
-
-
-# --- reconciliation ---------------------------------------------------------------------------
-
-
-def settlement_reconcile(*, gateway: str, day) -> list[str]:
-    """Compare one day's gateway settlement with the ledger's payments of that day and report
-    every difference to the centre admins. Returns the differences found."""
-    lines = {line.out_trade_no: line for line in get_gateway(gateway).settlement(day)}
-    start = timezone.make_aware(datetime.combine(day, datetime.min.time()))
-    ours = {
-        p.out_trade_no: p
-        for p in Payment.objects.filter(
-            gateway=gateway,
-            paid_at__gte=start,
-            paid_at__lt=start + timedelta(days=1),
-            status__in=[Payment.Status.SUCCEEDED, Payment.Status.REFUNDED],
-        )
-    }
-    problems = []
-    for no, line in lines.items():
-        if no not in ours:
-            problems.append(f"{no}: settled by the gateway ({line.amount}) but not in the ledger")
-        elif ours[no].amount != line.amount:
-            problems.append(f"{no}: gateway {line.amount}, ledger {ours[no].amount}")
-    problems += [
-        f"{no}: in the ledger ({payment.amount}) but not settled by the gateway"
-        for no, payment in ours.items()
-        if no not in lines
-    ]
-    if problems:
-        # One line for each centre whose payments differ, one site-wide for trades we never had.
-        by_centre: dict[int | None, list[str]] = {}
-        for no in sorted(set(lines) | set(ours)):
-            if no in ours and no in lines and ours[no].amount == lines[no].amount:
-                continue
-            centre_id = None
-            if no in ours:
-                item = ours[no].items.select_related("bill__community").first()
-                centre_id = item.bill.community.centre_id if item is not None else None
-            by_centre.setdefault(centre_id, []).append(no)
-        for centre_id, trades in by_centre.items():
-            audit.record(
-                action=audit.Action.SETTLEMENT_DIFFERENCE,
-                target_type="billing.settlement",
-                target_id=f"{gateway}:{day.isoformat()}",
-                target_repr=f"{gateway} {day.isoformat()}",
-                centre_id=centre_id,
-                details={"gateway": gateway, "day": day.isoformat(), "trades": trades},
-            )
-        admins = RoleMembership.objects.filter(role=Role.CENTRE_ADMIN).select_related("user")
-        for membership in admins:
-            notice_send(
-                user=membership.user,
-                title=_("Settlement differences on %(day)s") % {"day": day.isoformat()},
-                body="\n".join(problems),
-                dedupe_key=f"settlement:{gateway}:{day.isoformat()}",
-            )
-    return problems

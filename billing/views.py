@@ -13,7 +13,7 @@ from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException
 
@@ -55,6 +55,7 @@ def bill_list(request):
             "groups": groups,
             # A fresh key per rendered form: submitting the same form twice pays once.
             "idempotency_key": uuid.uuid4().hex,
+            "prepay_idempotency_key": uuid.uuid4().hex,
             "prepay_form": PrepayForm(households=households),
         },
     )
@@ -114,29 +115,31 @@ class PrepayForm(forms.Form):
 @login_required
 @require_POST
 def bill_prepay(request):
+    """Prepay months ahead: the bills and their payment are made together, and the resident goes
+    straight to the gateway's pay page. Abandoned there, the months vanish with the payment."""
+    if (throttled := security.throttled_page(request, security.PaymentRateThrottle)) is not None:
+        return throttled
     form = PrepayForm(request.POST, households=list(_my_households(request.user)))
     if not form.is_valid():
         messages.error(request, _("Choose a household and a number of months."))
         return redirect("bill-list")
+    key = request.POST.get("idempotency_key") or uuid.uuid4().hex
+    body = {**form.cleaned_data, "gateway": "sandbox"}
     try:
-        bills = services.bill_prepay(
+        payment, _created = services.bill_prepay(
             user=request.user,
             household_id=form.cleaned_data["household"],
             months=form.cleaned_data["months"],
+            gateway="sandbox",
+            idempotency_key=f"web:{key}"[:100],
+            fingerprint=services.request_fingerprint(body),
         )
     except (APIException, ValidationError) as exc:
         messages.error(request, _error_text(exc))
         return redirect("bill-list")
-    messages.success(
-        request,
-        ngettext(
-            "%(count)s month billed from %(first)s: select it below to pay.",
-            "%(count)s months billed from %(first)s: select them below to pay.",
-            len(bills),
-        )
-        % {"count": len(bills), "first": bills[0].period},
-    )
-    return redirect("bill-list")
+    if payment.status != Payment.Status.PENDING:
+        return redirect("payment-detail-page", pk=payment.pk)
+    return redirect(payment.pay_url)
 
 
 @login_required

@@ -80,8 +80,8 @@ def _catalogue(world: DemoWorld) -> dict[str, Reward]:
 
 
 def _payments(world: DemoWorld) -> None:
-    """payment_succeeded as billing announced it: on time when every bill was paid by its due
-    date; the prepaid months counted."""
+    """payment_succeeded as billing announced it: on time as billing_selectors.paid_on_time
+    says; the prepaid months counted."""
     for resident in world.residents:
         for payment in billing_selectors.payment_list(user=resident).filter(
             payer=resident, status="succeeded"
@@ -92,7 +92,7 @@ def _payments(world: DemoWorld) -> None:
                 payment_id=payment.pk,
                 payer_id=resident.pk,
                 paid_at=payment.paid_at,
-                on_time=all(paid_day <= bill.due_date for bill in bills),
+                on_time=billing_selectors.paid_on_time(bills, paid_day),
                 months_prepaid=sum(1 for bill in bills if bill.is_prepaid),
             )
 

@@ -283,8 +283,9 @@ class AlipayGateway:
         )
 
     def settlement(self, day: date) -> list[SettlementLine]:
-        """The day's trade bill (业务明细): payments positive, refunds negative, by 订单金额.
-        Alipay publishes it the next day (after about 09:00 Beijing time)."""
+        """The day's trade bill (业务明细): payments positive, refunds negative, by 订单金额, a
+        refund with our refund number (退款批次号/请求号). Alipay publishes it the next day
+        (after about 09:00 Beijing time)."""
         response = self._call(
             "alipay.data.dataservice.bill.downloadurl.query",
             {"bill_type": "trade", "bill_date": day.isoformat()},
@@ -351,6 +352,8 @@ def _bill_lines(header: list[str], rows: list[list[str]]) -> list[SettlementLine
         kind_at, amount_at = columns["业务类型"], columns["订单金额（元）"]
     except KeyError as exc:
         raise GatewayError(f"the Alipay bill lacks the column {exc}") from exc
+    # Our refund number (out_request_no) on a refund's row; older bills may lack the column.
+    refund_no_at = columns.get("退款批次号/请求号")
     lines = []
     for row in rows:
         if len(row) < len(header):
@@ -362,11 +365,15 @@ def _bill_lines(header: list[str], rows: list[list[str]]) -> list[SettlementLine
         if not _SIGNED_YUAN.fullmatch(text):
             raise GatewayError(f"malformed amount in Alipay bill row: {row!r}")
         amount = abs(Decimal(text))
+        refund_no = ""
+        if kind == "退款" and refund_no_at is not None:
+            refund_no = row[refund_no_at].strip()
         lines.append(
             SettlementLine(
                 out_trade_no=row[out_trade_no_at].strip(),
                 trade_no=row[trade_no_at].strip(),
                 amount=amount if kind == "交易" else -amount,
+                refund_no=refund_no,
             )
         )
     return lines

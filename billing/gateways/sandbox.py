@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,7 +30,7 @@ from billing.gateways.base import (
     SettlementLine,
     TradeStatus,
 )
-from billing.models import SandboxTrade
+from billing.models import SandboxRefund, SandboxTrade
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
 TOLERANCE_SECONDS = 300
@@ -96,7 +96,14 @@ class SandboxGateway:
             out_trade_no, trade_no = str(data["out_trade_no"]), str(data["trade_no"])
         except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
             raise NotificationRejected("malformed body") from exc
-        if status not in ("SUCCESS", "CLOSED") or amount.as_tuple().exponent < -2:
+        # NaN, sNaN and Infinity parse as Decimals, but have no exponent to compare: a money
+        # amount must be finite, positive and to the fen.
+        if (
+            status not in ("SUCCESS", "CLOSED")
+            or not amount.is_finite()
+            or amount <= 0
+            or amount.as_tuple().exponent < -2
+        ):
             raise NotificationRejected("malformed body")
         if status == "SUCCESS" and (paid_at is None or timezone.is_naive(paid_at)):
             raise NotificationRejected("a successful trade needs paid_at with an offset")
@@ -126,28 +133,64 @@ class SandboxGateway:
     def refund(
         self, *, out_trade_no: str, refund_no: str, amount: Decimal, total: Decimal
     ) -> RefundResult:
+        """Refund part of a paid trade. Idempotent by refund_no, as Alipay's out_request_no and
+        WeChat Pay's out_refund_no are: the same number again answers with the refund already
+        made and moves no money; the same number with another trade or amount is refused."""
         with transaction.atomic():
             trade = (
                 SandboxTrade.objects.select_for_update().filter(out_trade_no=out_trade_no).first()
             )
             if trade is None or trade.status != "TRADE_SUCCESS":
                 raise GatewayError("trade not paid")
+            existing = SandboxRefund.objects.filter(refund_no=refund_no).first()
+            if existing is not None:
+                if existing.trade_id != trade.pk or existing.amount != amount:
+                    raise GatewayError("refund number already used for another refund")
+                return RefundResult(
+                    refund_no=refund_no,
+                    gateway_refund_id=existing.gateway_refund_id,
+                    succeeded=True,
+                )
             if trade.refunded + amount > trade.amount:
                 raise GatewayError("refund exceeds the trade")
+            try:
+                # Two refunds of one trade wait for each other on the trade's lock; the unique
+                # refund_no still refuses the same number sent for two trades at once.
+                with transaction.atomic():
+                    refund = SandboxRefund.objects.create(
+                        trade=trade,
+                        refund_no=refund_no,
+                        gateway_refund_id=f"SBXR{secrets.token_hex(8).upper()}",
+                        amount=amount,
+                    )
+            except IntegrityError as exc:
+                raise GatewayError("refund number already used for another refund") from exc
             trade.refunded += amount
             trade.save(update_fields=["refunded"])
         return RefundResult(
-            refund_no=refund_no,
-            gateway_refund_id=f"SBXR{secrets.token_hex(8).upper()}",
-            succeeded=True,
+            refund_no=refund_no, gateway_refund_id=refund.gateway_refund_id, succeeded=True
         )
 
     def settlement(self, day: date) -> list[SettlementLine]:
-        start = timezone.make_aware(datetime.combine(day, datetime.min.time()))
+        """The day's statement from the gateway's own book: trades paid that day (positive),
+        then refunds made that day (negative, with our refund number). The day runs midnight to
+        midnight in the project's time zone (settings.TIME_ZONE), as a Chinese gateway's does."""
+        start = timezone.make_aware(
+            datetime.combine(day, datetime.min.time()), timezone.get_default_timezone()
+        )
+        end = start + timedelta(days=1)
         trades = SandboxTrade.objects.filter(
-            status="TRADE_SUCCESS", paid_at__gte=start, paid_at__lt=start + timedelta(days=1)
-        ).order_by("pk")
-        return [SettlementLine(t.out_trade_no, t.trade_no, t.amount) for t in trades]
+            status="TRADE_SUCCESS", paid_at__gte=start, paid_at__lt=end
+        ).order_by("paid_at", "pk")
+        refunds = (
+            SandboxRefund.objects.filter(created_at__gte=start, created_at__lt=end)
+            .select_related("trade")
+            .order_by("created_at", "pk")
+        )
+        return [SettlementLine(t.out_trade_no, t.trade_no, t.amount) for t in trades] + [
+            SettlementLine(r.trade.out_trade_no, r.trade.trade_no, -r.amount, refund_no=r.refund_no)
+            for r in refunds
+        ]
 
     # --- the gateway's own side: what its pay page does --------------------------------------
 

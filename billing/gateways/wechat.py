@@ -286,8 +286,9 @@ class WechatPayGateway:
 
     def settlement(self, day: date) -> list[SettlementLine]:
         """The day's trade bill (bill_type ALL), downloaded through the SDK and checked against
-        its SHA1 hash: payments positive (订单金额), refunds negative (申请退款金额). WeChat Pay
-        publishes it after 10:00 the next day; a day without trades has no bill (empty list)."""
+        its SHA1 hash: payments positive (订单金额), refunds negative (申请退款金额) with our refund
+        number (商户退款单号). WeChat Pay publishes it after 10:00 the next day; a day without
+        trades has no bill (empty list)."""
         try:
             answer = self._call(
                 "trade_bill", self._client.trade_bill, bill_date=day.isoformat(), tar_type="GZIP"
@@ -358,6 +359,7 @@ def parse_trade_bill(text: str) -> list[SettlementLine]:
         out_trade_no_at = columns["商户订单号"]
         paid_at = columns.get("订单金额", columns.get("应结订单金额"))
         refunded_at = columns.get("申请退款金额", columns.get("退款金额"))
+        refund_no_at = columns.get("商户退款单号")  # our out_refund_no, on a refund's line
     except KeyError as exc:
         raise GatewayError(f"the WeChat Pay bill lacks the column {exc}") from exc
     if paid_at is None or refunded_at is None:
@@ -381,11 +383,15 @@ def parse_trade_bill(text: str) -> list[SettlementLine]:
         if not amount.is_finite() or amount != amount.quantize(CENT):
             raise GatewayError(f"malformed amount in WeChat Pay bill line: {line!r}")
         amount = abs(amount).quantize(CENT)
+        refund_no = ""
+        if state == "REFUND" and refund_no_at is not None:
+            refund_no = fields[refund_no_at]
         result.append(
             SettlementLine(
                 out_trade_no=fields[out_trade_no_at],
                 trade_no=fields[trade_no_at],
                 amount=amount if state == "SUCCESS" else -amount,
+                refund_no=refund_no,
             )
         )
     return result

@@ -66,3 +66,22 @@ def pay(user, bills, *, key=None):
         fingerprint=services.request_fingerprint({"bill_ids": ids, "gateway": "sandbox"}),
     )
     return notify(payment)
+
+
+def desk_pay(cashier, bills, *, method="cash", reference="", key=None):
+    """Record a payment of `bills` (one household's) at the centre's desk as `cashier`."""
+    from billing import desk  # imported here so that this helper stays appended at the end
+
+    ids = sorted(b.pk for b in bills)
+    payment, _ = desk.desk_payment_record(
+        cashier=cashier,
+        household_id=bills[0].household_id,
+        bill_ids=ids,
+        method=method,
+        reference=reference,
+        idempotency_key=key or f"desk-{'-'.join(map(str, ids))}",
+        fingerprint=services.request_fingerprint(
+            {"bill_ids": ids, "method": method, "reference": reference}
+        ),
+    )
+    return payment

@@ -1,4 +1,4 @@
-"""Bill generation, prepayment and overdue reminders."""
+"""Bill generation and overdue reminders (prepayment: test_prepay.py)."""
 
 from datetime import date
 from decimal import Decimal
@@ -69,44 +69,6 @@ def test_set_based_sql_matches_the_python_arithmetic():
     for home in homes:
         bill = Bill.objects.get(household=home)
         assert bill.amount == fee(area=home.area, rate=Decimal("1.2345")), home.area
-
-
-def test_prepay_creates_the_next_months_at_todays_rate(as_user):
-    _, (home,) = estate(1)
-    user = resident(home)
-    this_month = Period.current()
-    BillFactory(household=home, period=str(this_month))
-
-    response = as_user(user).post(
-        "/api/v1/bills/prepay/", {"household": home.pk, "months": 24}, format="json"
-    )
-
-    assert response.status_code == 201
-    periods = [bill["period"] for bill in response.json()]
-    assert periods == [str(this_month.plus(n)) for n in range(1, 25)]
-    assert all(
-        b["amount"] == f"{fee(area=home.area, rate=Decimal('1.20')):.2f}" for b in response.json()
-    )
-    assert Bill.objects.filter(household=home, is_prepaid=True).count() == 24
-
-
-@pytest.mark.parametrize("months", [0, 37, "twelve", None])
-def test_prepay_rejects_a_bad_number_of_months(as_user, months):
-    _, (home,) = estate(1)
-    response = as_user(resident(home)).post(
-        "/api/v1/bills/prepay/", {"household": home.pk, "months": months}, format="json"
-    )
-    assert response.status_code == 400
-    assert Bill.objects.count() == 0
-
-
-def test_prepay_for_someone_elses_household_is_404(as_user):
-    _, (mine, theirs) = estate(2)
-    response = as_user(resident(mine)).post(
-        "/api/v1/bills/prepay/", {"household": theirs.pk, "months": 12}, format="json"
-    )
-    assert response.status_code == 404
-    assert Bill.objects.count() == 0
 
 
 def test_overdue_bills_are_marked_and_residents_reminded_once(django_capture_on_commit_callbacks):

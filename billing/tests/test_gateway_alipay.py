@@ -526,7 +526,9 @@ def test_settlement_reads_the_days_bill(gateway):
     assert lines == [
         SettlementLine("LL201908000123", "2019080122001404500512345678", Decimal("123.45")),
         SettlementLine("LL201908000124", "2019080122001404500512345679", Decimal("0.10")),
-        SettlementLine("LL201908000123", "2019080122001404500512345678", Decimal("-23.45")),
+        SettlementLine(
+            "LL201908000123", "2019080122001404500512345678", Decimal("-23.45"), refund_no="RF1"
+        ),
     ]
 
 

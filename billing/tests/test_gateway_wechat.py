@@ -677,7 +677,9 @@ def test_settlement_reads_the_days_bill(gateway):
         lines = gateway.settlement(date(2019, 8, 1))
     assert lines == [
         SettlementLine("LL201908000123", "4200000420201908011234567890", Decimal("123.45")),
-        SettlementLine("LL201908000123", "4200000420201908011234567890", Decimal("-23.45")),
+        SettlementLine(
+            "LL201908000123", "4200000420201908011234567890", Decimal("-23.45"), refund_no="RF1"
+        ),
     ]
     assert [r["path"] for r in fake.requests] == [
         "/v3/bill/tradebill?bill_date=2019-08-01&bill_type=ALL&tar_type=GZIP",

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import fee, fen, split
+from billing.money import allocate, fee, fen, split
 
 areas = st.decimals(min_value="1.00", max_value="99999.99", places=2)
 rates = st.decimals(min_value="0.0001", max_value="99.9999", places=4)
@@ -55,3 +55,68 @@ def test_split_parts_always_add_up(total, share):
     assert part + rest == total
     assert part == fen(total * share)
     assert part >= 0 and rest >= 0
+
+
+fens = st.decimals(min_value="0.00", max_value="99999.99", places=2)
+
+
+@given(weights=st.lists(fens, min_size=1, max_size=40), data=st.data())
+def test_allocate_gives_every_fen_to_someone_and_nobody_more_than_their_weight(weights, data):
+    whole = sum(weights, Decimal("0.00"))
+    if whole == 0:
+        assert allocate(Decimal("0.00"), weights) == [Decimal("0.00")] * len(weights)
+        return
+    total = data.draw(st.decimals(min_value="0.00", max_value=whole, places=2))
+
+    parts = allocate(total, weights)
+
+    assert sum(parts) == total
+    for part, weight in zip(parts, weights, strict=True):
+        assert part.as_tuple().exponent == -2
+        assert Decimal(0) <= part <= weight
+        # Within a fen of the exact proportional share.
+        assert abs(part - total * weight / whole) < Decimal("0.01")
+
+
+@given(
+    nets=st.lists(st.decimals(min_value="0.01", max_value="9999.99", places=2), max_size=60),
+    share=st.decimals(min_value="0", max_value="1", places=4),
+)
+def test_an_estates_split_never_drifts_from_collected_times_share(nets, share):
+    """What payout_run does with a month's items: the company gets round(collected × share)
+    in all, exactly, however many items; rounding each item (split) drifts by up to half a fen
+    per item."""
+    collected = sum(nets, Decimal("0.00"))
+    parts = allocate(fen(collected * share), nets) if nets else []
+    assert sum(parts, Decimal("0.00")) == fen(collected * share)
+    assert all(Decimal(0) <= part <= net for part, net in zip(parts, nets, strict=True))
+
+
+def test_per_item_rounding_drifts_where_allocate_does_not():
+    nets = [Decimal("0.05")] * 10  # each 0.05 × 0.9 = 0.045 → 0.05 when rounded on its own
+    share = Decimal("0.9")
+    assert sum(split(net, share)[0] for net in nets) == Decimal("0.50")
+    assert sum(allocate(fen(sum(nets) * share), nets)) == Decimal("0.45")
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "expected"),
+    [
+        ("10.00", ["3.33", "3.33", "3.34"], ["3.33", "3.33", "3.34"]),
+        ("0.01", ["1.00", "1.00"], ["0.01", "0.00"]),  # a tie goes to the earlier weight
+        ("0.02", ["1.00", "1.00", "1.00"], ["0.01", "0.01", "0.00"]),
+        ("5.00", ["5.00", "0.00"], ["5.00", "0.00"]),
+        ("10.00", ["108.00", "12.00", "0.00"], ["9.00", "1.00", "0.00"]),
+    ],
+)
+def test_allocate_worked_examples(total, weights, expected):
+    assert allocate(Decimal(total), [Decimal(w) for w in weights]) == [Decimal(e) for e in expected]
+
+
+def test_allocate_refuses_floats_and_fractions_of_a_fen():
+    with pytest.raises(TypeError):
+        allocate(1.0, [Decimal("1.00")])
+    with pytest.raises(ValueError):
+        allocate(Decimal("1.005"), [Decimal("1.00")])
+    with pytest.raises(ValueError):
+        allocate(Decimal("1.00"), [Decimal("0.00")])

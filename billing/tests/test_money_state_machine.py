@@ -17,7 +17,12 @@ After every step these must hold:
 - per payment: 0 ≤ refunded ≤ paid, equal to its refunds, and the sandbox refunded the same;
 - escrow: held + released + forfeited + refunded = collected (billing.selectors.escrow_summary),
   with collected and refunded also counted independently by the machine, and every bill's
-  share of every payment accounted for in non-negative parts (selectors.whereabouts).
+  share of every payment accounted for in non-negative parts (selectors.whereabouts): a refund
+  takes from the company, the hold-back and the public fund in proportion, never more from one
+  than went there;
+- everything the gateway captured and the portal heard of is on the books: the clearing account
+  holds what was captured less what was refunded, and money no bill could take sits in the
+  gateway's suspense account, equal to what the payments hold in suspense.
 """
 
 import json
@@ -82,7 +87,11 @@ def snapshot() -> tuple:
     """Everything a rejected or duplicate notification must leave exactly as it was."""
     return (
         Posting.objects.count(),
-        list(Payment.objects.order_by("pk").values_list("pk", "status", "refunded_amount")),
+        list(
+            Payment.objects.order_by("pk").values_list(
+                "pk", "status", "refunded_amount", "in_suspense"
+            )
+        ),
         list(Bill.objects.order_by("pk").values_list("pk", "paid_amount", "status")),
         list(Account.objects.order_by("pk").values_list("pk", "balance")),
         list(SandboxTrade.objects.order_by("pk").values_list("pk", "status", "refunded")),
@@ -115,7 +124,7 @@ class EscrowMachine(RuleBasedStateMachine):
         self.keys = 0
         # What the machine itself saw happen, to check the ledger's account of it.
         self.collected = ZERO
-        self.refunded = ZERO
+        self.refunded = ZERO  # from the estate's accounts (not from suspense)
 
     def _key(self) -> str:
         self.keys += 1
@@ -173,7 +182,8 @@ class EscrowMachine(RuleBasedStateMachine):
         self._settled(payment, before)
         payment.refresh_from_db()
         assert payment.status in ("succeeded", "refunded") or (
-            payment.failure_reason == "paid after expiry: refund required"
+            payment.failure_reason == "captured after its bills were settled: refund due"
+            and payment.in_suspense + payment.refunded_amount == payment.amount
         )
 
     @rule(payment=payments)
@@ -259,7 +269,7 @@ class EscrowMachine(RuleBasedStateMachine):
     def centre_refunds(self, payment, part):
         RUNS["steps"] += 1
         payment.refresh_from_db()
-        left = payment.amount - payment.refunded_amount
+        left = payment.in_suspense or payment.amount - payment.refunded_amount
         amount = max(
             Decimal("0.01"),
             (left * Decimal(part.numerator) / part.denominator).quantize(Decimal("0.01")),
@@ -275,26 +285,29 @@ class EscrowMachine(RuleBasedStateMachine):
                 fingerprint=self._key(),
             )
         except Conflict:
-            # Not refundable (not succeeded, or less left), or more than the company payable
-            # holds after a release: refused before the gateway moved anything.
+            # Not refundable (neither succeeded nor in suspense, or less left): refused before
+            # the gateway moved anything. Money that is refundable always is: a refund takes
+            # from each account at most what the payment put there.
             assert snapshot() == before
-            if payment.status == "succeeded" and amount <= left:
-                company = Account.objects.get(key=f"company_payable:{self.community.pk}")
-                assert -company.balance < amount
+            assert not (
+                (payment.status == "succeeded" or payment.in_suspense > 0) and amount <= left
+            ), (payment.status, amount, left)
             return
         assert created and refund.amount == amount <= left
-        assert refund.from_escrow + refund.from_company == amount
-        self.refunded += amount
+        sources = [refund.from_escrow, refund.from_company, refund.from_fund, refund.from_suspense]
+        assert all(part >= 0 for part in sources) and sum(sources) == amount
+        self.refunded += amount - refund.from_suspense
 
     @rule(payment=payments)
     def centre_refunds_too_much(self, payment):
         RUNS["steps"] += 1
         payment.refresh_from_db()
         before = snapshot()
+        left = payment.in_suspense or payment.amount - payment.refunded_amount
         with pytest.raises(Conflict):
             services.payment_refund(
                 payment=payment,
-                amount=payment.amount - payment.refunded_amount + Decimal("0.01"),
+                amount=left + Decimal("0.01"),
                 reason="too much",
                 by=self.admin,
                 idempotency_key=self._key(),
@@ -369,12 +382,19 @@ class EscrowMachine(RuleBasedStateMachine):
             refunds = Refund.objects.filter(payment=payment).aggregate(
                 t=Sum("amount", default=ZERO)
             )
+            from_suspense = Refund.objects.filter(payment=payment).aggregate(
+                t=Sum("from_suspense", default=ZERO)
+            )
             items = payment.items.aggregate(t=Sum("refunded_amount", default=ZERO))
             trade = SandboxTrade.objects.get(out_trade_no=payment.out_trade_no)
-            assert payment.refunded_amount == refunds["t"] == items["t"] == trade.refunded
-            assert (payment.status == "refunded") == (
-                payment.refunded_amount == payment.amount and payment.amount > 0
-            )
+            assert payment.refunded_amount == refunds["t"] == trade.refunded
+            assert payment.refunded_amount == items["t"] + from_suspense["t"]
+            if payment.status == "failed":  # its money, if any, went to suspense, not bills
+                assert items["t"] == ZERO
+            else:
+                assert (payment.status == "refunded") == (
+                    payment.refunded_amount == payment.amount and payment.amount > 0
+                )
 
     @invariant()
     def escrow_accounts_for_everything_collected(self):
@@ -400,13 +420,20 @@ class EscrowMachine(RuleBasedStateMachine):
             where = selectors.whereabouts(item)
             parts = [where.held_in_escrow, where.paid_to_company, where.forfeited_to_fund]
             assert sum(parts, where.refunded) == item.amount
-            assert all(part >= 0 for part in [*parts, where.refunded, where.held_back]) or (
-                # After a release the company answers for the whole refund and the public
-                # fund keeps its part (README, "Refund"): the company may give back the
-                # fund's part too, never more.
-                where.paid_to_company >= -where.forfeited_to_fund and where.held_in_escrow >= 0
-            ), where
+            assert all(part >= 0 for part in [*parts, where.refunded, where.held_back]), where
             assert where.held_back <= where.held_in_escrow
+
+    @invariant()
+    def everything_captured_is_on_the_books(self):
+        booked = Payment.objects.filter(paid_at__isnull=False, gateway="sandbox")
+        captured = booked.aggregate(t=Sum("amount", default=ZERO))["t"]
+        refunded = Refund.objects.aggregate(t=Sum("amount", default=ZERO))["t"]
+        clearing = Account.objects.filter(key="clearing:sandbox").first()
+        assert (clearing.balance if clearing else ZERO) == captured - refunded
+        suspense = Account.objects.filter(key="suspense:sandbox").first()
+        in_suspense = booked.aggregate(t=Sum("in_suspense", default=ZERO))["t"]
+        assert -(suspense.balance if suspense else ZERO) == in_suspense
+        assert not Payment.objects.filter(in_suspense__gt=0).exclude(status="failed").exists()
 
 
 def test_money_is_never_lost_or_made_up():
@@ -431,13 +458,15 @@ def check_invariants(machine: EscrowMachine) -> None:
     machine.paid_is_at_most_billed()
     machine.refunded_is_at_most_paid()
     machine.escrow_accounts_for_everything_collected()
+    machine.everything_captured_is_on_the_books()
 
 
-def test_money_for_bills_settled_meanwhile_fails_the_payment_and_asks_for_a_refund():
+def test_money_for_bills_settled_meanwhile_goes_to_suspense_until_refunded():
     """A sequence the machine's rules allow: a payment expires, the bill is paid again, then
     the gateway reports the first payment paid after all (it settles the bill) and the second
-    paid too. The second's money cannot settle anything: before the fix it stayed pending with
-    its bill held, and the expiry job's reconciliation raised Conflict on it every run."""
+    paid too. The second's money cannot settle anything: it is booked to the gateway's suspense
+    account (before, it stayed outside the ledger), the payment fails and the centre admins are
+    asked to refund it, which takes it out of suspense."""
     machine = EscrowMachine()
     machine.estate(holdback="0.10")
     first = machine.start_payment(payer=0, periods={0})
@@ -451,42 +480,55 @@ def test_money_for_bills_settled_meanwhile_fails_the_payment_and_asks_for_a_refu
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == ("succeeded", "failed")
-    assert second.failure_reason == "paid after expiry: refund required"
+    assert second.failure_reason == "captured after its bills were settled: refund due"
+    assert second.in_suspense == second.amount
     assert not second.items.filter(is_open=True).exists()
     assert machine.admin.notices.filter(dedupe_key=f"late-payment:{second.pk}").exists()
+    capture = LedgerTransaction.objects.get(payment=second)
+    assert capture.kind == "capture_unbooked"
+    assert {p.account.key: p.amount for p in capture.postings.all()} == {
+        "clearing:sandbox": second.amount,
+        "suspense:sandbox": -second.amount,
+    }
     # Its notification, arriving late, changes nothing more.
     before = snapshot()
     body = notification_body(SandboxTrade.objects.get(out_trade_no=second.out_trade_no))
     deliver(body, sign(body))
     assert snapshot() == before
     check_invariants(machine)
+    # The refund takes it out of suspense and back to the payer.
+    machine.centre_refunds(second, Fraction(1))
+    second.refresh_from_db()
+    assert (second.status, second.in_suspense, second.refunded_amount) == (
+        "failed",
+        ZERO,
+        second.amount,
+    )
+    assert Account.objects.get(key="suspense:sandbox").balance == ZERO
+    check_invariants(machine)
 
 
-def test_a_refund_the_company_payable_cannot_cover_is_refused_before_the_gateway_pays():
-    """The machine's find: one payment of August and September, August paid out and its
-    hold-back released with score 0 (all of it forfeited to the public fund), then a full
-    refund. After a release the company answers for the whole refund, but its payable holds
-    only 90% of August: posting broke the overdraft constraint (a 500) after the gateway had
-    already sent the money back. Now it is a 409 and nothing moves, at the gateway either."""
+def test_a_full_refund_after_a_release_at_score_zero_takes_the_fund_its_part():
+    """The machine's earlier find: one payment of August and September, August paid out and
+    its hold-back released with score 0 (all of it forfeited to the public fund), then a full
+    refund. When refunds after a release came from the company alone, its payable held only
+    90% of August and the refund was refused. Now each part comes back from where it went: the
+    company's 90% from the company payable, the forfeited 10% from the public fund."""
     machine = EscrowMachine()
     machine.estate(holdback="0.10")
     payment = machine.start_payment(payer=0, periods={0, 1})
     machine.gateway_confirms_and_notifies(payment)
     machine.month_is_paid_out(PERIODS[0])
     machine.scorecard_releases_the_holdback(PERIODS[0], Decimal(0))
-    before = snapshot()
-    with pytest.raises(Conflict):
-        services.payment_refund(
-            payment=payment,
-            amount=payment.amount,
-            reason="moving out",
-            by=machine.admin,
-            idempotency_key="all",
-            fingerprint="all",
-        )
-    assert snapshot() == before
-    # What the company payable does hold can still be refunded.
-    machine.centre_refunds(payment, Fraction(3, 4))  # September from escrow, half of August
+
+    machine.centre_refunds(payment, Fraction(1))
+
     check_invariants(machine)
     refund = Refund.objects.get(payment=payment)
-    assert refund.from_company > 0 and refund.from_escrow > 0
+    august = payment.items.get(bill__period=str(PERIODS[0]))
+    assert refund.from_fund == august.forfeited_to_fund > 0
+    assert refund.from_company == august.paid_out_to_company
+    balances = dict(
+        Account.objects.filter(community=machine.community).values_list("key", "balance")
+    )
+    assert set(balances.values()) == {ZERO}

@@ -1,8 +1,8 @@
-"""The payout and the hold-back release give, item by item and in total, exactly the figures of
-billing.money.split applied to each item (the per-item computation they had before becoming one
-UPDATE on PostgreSQL), on amounts where rounding bites: odd cents, exact half-fen products,
-refunds before and after the payout, earlier unpaid months, hold-back shares like 0.15 and 0.333.
-Runs on both databases: PostgreSQL takes the set-based path, SQLite the Python one."""
+"""The payout and the hold-back release give the estate exactly round(total × share), spread over
+the items by largest remainder: item by item the figures of billing.money.allocate, on amounts
+where rounding bites: odd cents, exact half-fen products, refunds before and after the payout,
+earlier unpaid months, hold-back shares like 0.15 and 0.333. Runs on both databases: PostgreSQL
+takes the set-based path (one UPDATE), SQLite the Python one; both must agree with allocate."""
 
 from decimal import Decimal
 
@@ -10,7 +10,7 @@ import pytest
 
 from billing import services
 from billing.models import LedgerTransaction, PaymentItem, Payout
-from billing.money import ZERO, split
+from billing.money import ZERO, allocate, fen
 from billing.tests.factories import BillFactory, estate, pay
 from community.models import Role
 from community.periods import Period
@@ -76,38 +76,40 @@ def _month(holdback):
         (Decimal("1"), Decimal("0.75")),
     ],
 )
-def test_payout_and_release_split_each_item_like_money_split(holdback, score):
+def test_payout_and_release_split_the_estates_total_by_largest_remainder(holdback, score):
     community, admin, payments, september = _month(holdback)
 
     def items():
         return list(PaymentItem.objects.filter(payment__in=payments).order_by("pk"))
 
-    expected = {}
-    for item in items():
-        to_company, held = split(item.amount - item.refunded_amount, 1 - holdback)
-        expected[item.pk] = (to_company, held)
+    nets = {item.pk: item.amount - item.refunded_amount for item in items()}
+    collected = sum(nets.values(), ZERO)
+    parts = allocate(fen(collected * (1 - holdback)), list(nets.values()))
+    expected = {pk: (part, net - part) for (pk, net), part in zip(nets.items(), parts, strict=True)}
 
     payout, created = services.payout_run(community=community, period=AUGUST)
 
     assert created
     got = {i.pk: (i.payout_id, i.paid_out_to_company, i.held_back) for i in items()}
     assert got == {pk: (payout.pk, *split_) for pk, split_ in expected.items()}
-    assert payout.collected == sum(a + b for a, b in expected.values())
-    assert payout.to_company == sum(a for a, _ in expected.values())
-    assert payout.held_back == sum(b for _, b in expected.values())
+    # The estate's figures do not drift from collected × share, whatever the items' rounding.
+    assert payout.to_company == fen(collected * (1 - holdback))
     payout.refresh_from_db()
     assert (payout.collected, payout.to_company, payout.held_back) == (
-        sum(a + b for a, b in expected.values()),
+        collected,
         sum(a for a, _ in expected.values()),
         sum(b for _, b in expected.values()),
     )
     september_item = september.payment_items.get()
     assert (september_item.payout_id, september_item.held_back) == (None, ZERO)
 
-    # A refund after the payout takes August's held-back part first, leaving odd cents held.
+    # A refund after the payout takes from the company and the hold-back in proportion.
     _refund(payments[3], "1.03", admin, "after")
     held = {i.pk: i.held_back for i in items()}
-    release_expected = {pk: split(h, score) for pk, h in held.items()}
+    released = allocate(fen(sum(held.values(), ZERO) * score), list(held.values()))
+    release_expected = {
+        pk: (part, h - part) for (pk, h), part in zip(held.items(), released, strict=True)
+    }
 
     release, created = services.release_holdback(community=community, period=AUGUST, score=score)
 
@@ -115,6 +117,7 @@ def test_payout_and_release_split_each_item_like_money_split(holdback, score):
     got = {i.pk: (i.released_to_company, i.forfeited_to_fund, i.held_back) for i in items()}
     assert got == {pk: (a, b, ZERO) for pk, (a, b) in release_expected.items()}
     release.refresh_from_db()
+    assert release.to_company == fen(sum(held.values(), ZERO) * score)
     assert (release.held_back, release.to_company, release.to_public_fund) == (
         sum(held.values()),
         sum(a for a, _ in release_expected.values()),
@@ -134,7 +137,7 @@ def test_payout_and_release_split_each_item_like_money_split(holdback, score):
 
 
 def test_hand_computed_half_fen_cases():
-    """Worked by hand, not through split(): 15% held back of 100.10 + 5.00 paid together."""
+    """Worked by hand, not through allocate(): 15% held back of 100.10 + 5.00 paid together."""
     community, homes = estate(1, holdback="0.15")
     bills = [
         BillFactory(household=homes[0], period="2019-07", amount=Decimal("100.10")),
@@ -143,7 +146,8 @@ def test_hand_computed_half_fen_cases():
     payment = pay(resident(homes[0]), bills)
     payout, _ = services.payout_run(community=community, period=AUGUST)
     july, august = payment.items.order_by("bill__period")
-    # 100.10 × 0.85 = 85.085 → 85.09 (half up), 15.01 held; 5.00 × 0.85 = 4.25, 0.75 held.
+    # 105.10 × 0.85 = 89.335 → 89.34 to the company: 8934 fen × 10010/10510 = 8508 r 10260,
+    # × 500/10510 = 425 r 250; the one fen left goes to July's larger remainder.
     assert (july.paid_out_to_company, july.held_back) == (Decimal("85.09"), Decimal("15.01"))
     assert (august.paid_out_to_company, august.held_back) == (Decimal("4.25"), Decimal("0.75"))
     assert (payout.collected, payout.to_company, payout.held_back) == (
@@ -154,14 +158,15 @@ def test_hand_computed_half_fen_cases():
     release, _ = services.release_holdback(community=community, period=AUGUST, score="0.9")
     july.refresh_from_db()
     august.refresh_from_db()
-    # 15.01 × 0.9 = 13.509 → 13.51, 1.50 forfeited; 0.75 × 0.9 = 0.675 → 0.68, 0.07 forfeited.
+    # 15.76 × 0.9 = 14.184 → 14.18 released (rounding each item, 13.51 + 0.68, gave 14.19):
+    # 1418 fen × 1501/1576 = 1350 r 818, × 75/1576 = 67 r 758; July takes the fen left over.
     assert (july.released_to_company, july.forfeited_to_fund) == (Decimal("13.51"), Decimal("1.50"))
     assert (august.released_to_company, august.forfeited_to_fund) == (
-        Decimal("0.68"),
-        Decimal("0.07"),
+        Decimal("0.67"),
+        Decimal("0.08"),
     )
     assert (release.held_back, release.to_company, release.to_public_fund) == (
         Decimal("15.76"),
-        Decimal("14.19"),
-        Decimal("1.57"),
+        Decimal("14.18"),
+        Decimal("1.58"),
     )

@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 
 from billing import selectors, services, tasks
-from billing.models import Account, LedgerTransaction, Payout, Posting
+from billing.models import Account, LedgerTransaction, Payout, Posting, Refund
 from billing.tests.factories import BillFactory, estate, pay
 from community.models import Role
 from community.periods import Period
@@ -167,11 +167,13 @@ def test_refund_while_held_comes_from_escrow(paid, as_user):
     assert balances(paid["community"])["escrow"] == Decimal("120.00")
 
 
-def test_refund_after_payout_takes_the_held_back_part_from_escrow_then_the_company(paid, as_user):
+def test_a_full_refund_after_the_payout_takes_back_the_company_share_and_the_held_back(
+    paid, as_user
+):
     services.payout_run(community=paid["community"], period=AUGUST)
     client = as_user(paid["admin"])
-    # 241.20 refund: September's 121.20 from escrow, then August's 12.00 held back from escrow
-    # and 108.00 from the company payable.
+    # 241.20 refund: September's 121.20 from escrow, then August's 108.00 from the company
+    # payable and its 12.00 held back from escrow.
     response = refund(client, paid["payment"], "241.20")
     assert response.status_code == 201
     assert (response.json()["from_escrow"], response.json()["from_company"]) == ("133.20", "108.00")
@@ -181,6 +183,59 @@ def test_refund_after_payout_takes_the_held_back_part_from_escrow_then_the_compa
         "escrow": Decimal("0.00"),
         "company_payable": Decimal("0.00"),
     }
+
+
+def test_a_partial_refund_after_the_payout_is_split_in_proportion_not_held_back_first(
+    paid, as_user
+):
+    services.payout_run(community=paid["community"], period=AUGUST)
+    # 131.20: September's 121.20 from escrow, then 10.00 of August, which went 108.00 to the
+    # company and 12.00 held back: 9.00 from the company, 1.00 from the hold-back.
+    response = refund(as_user(paid["admin"]), paid["payment"], "131.20")
+
+    assert response.status_code == 201
+    assert (response.json()["from_escrow"], response.json()["from_company"]) == ("122.20", "9.00")
+    august = paid["payment"].items.get(bill__period="2019-08")
+    assert (august.held_back, august.refunded_from_company) == (Decimal("11.00"), Decimal("9.00"))
+    # The score still decides what the company gets of what is held back.
+    release, _ = services.release_holdback(
+        community=paid["community"], period=AUGUST, score=Decimal("0.85")
+    )
+    assert (release.held_back, release.to_company, release.to_public_fund) == (
+        Decimal("11.00"),
+        Decimal("9.35"),
+        Decimal("1.65"),
+    )
+
+
+def test_a_refund_after_the_release_takes_back_from_the_company_and_the_public_fund(paid, as_user):
+    services.payout_run(community=paid["community"], period=AUGUST)
+    services.release_holdback(community=paid["community"], period=AUGUST, score=Decimal("0.85"))
+    # August went 118.20 to the company (108.00 + 10.20 released) and 1.80 to the fund.
+    client = as_user(paid["admin"])
+
+    half = refund(client, paid["payment"], "181.20", key="half")  # September + 60.00 of August
+
+    assert half.status_code == 201
+    assert {k: half.json()[k] for k in ("from_escrow", "from_company")} == {
+        "from_escrow": "121.20",
+        "from_company": "59.10",
+    }
+    assert Refund.objects.get().from_fund == Decimal("0.90")
+    rest = refund(client, paid["payment"], "60.00", key="rest")
+    assert rest.status_code == 201
+    assert balances(paid["community"]) == {
+        "escrow": Decimal("0.00"),
+        "company_payable": Decimal("0.00"),
+        "public_fund": Decimal("0.00"),
+    }
+    august = paid["payment"].items.get(bill__period="2019-08")
+    trail = selectors.whereabouts(august)
+    assert (trail.paid_to_company, trail.forfeited_to_fund, trail.refunded) == (
+        Decimal("0.00"),
+        Decimal("0.00"),
+        Decimal("120.00"),
+    )
 
 
 def test_over_refund_is_409_and_changes_nothing(paid, as_user):
@@ -203,6 +258,7 @@ def test_refund_idempotency(paid, as_user):
     assert LedgerTransaction.objects.filter(kind="refund").count() == 1
 
 
+@pytest.mark.server_error_expected
 def test_a_retry_after_our_commit_failed_sends_the_gateway_the_same_refund_number(paid, as_user):
     # The gateway refunded, then our transaction failed: the client's retry with the same
     # Idempotency-Key must reach the gateway as the same refund, or the payer is paid twice.

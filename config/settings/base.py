@@ -300,7 +300,8 @@ SPECTACULAR_SETTINGS = {
     ],
     # Several models have a "status" field: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
-        "BillStatusEnum": "billing.models.Bill.Status",
+        # The API serves live bills only (void ones stay in the books): its four statuses.
+        "BillStatusEnum": "billing.models.Bill.live_status_choices",
         "PaymentStatusEnum": "billing.models.Payment.Status",
         "RefundStatusEnum": "billing.models.Refund.Status",
         "TicketKindEnum": "repairs.models.Kind",
@@ -433,9 +434,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.run_due_payouts",
         "schedule": crontab(hour=2, minute=30),
     },
+    # After the gateways publish yesterday's statement (WeChat Pay after 10:00 Beijing time).
     "billing-reconcile-settlements": {
         "task": "billing.tasks.reconcile_settlements",
-        "schedule": crontab(hour=4, minute=10),
+        "schedule": crontab(hour=10, minute=40),
     },
     "repairs-escalate-overdue-tickets": {
         "task": "repairs.tasks.escalate_overdue_tickets",

@@ -84,7 +84,7 @@ def test_the_events_delivered_after_the_seed_add_nothing(demo):
             payment.pk,
             resident.pk,
             payment.paid_at.isoformat(),
-            all(timezone.localdate(payment.paid_at) <= b.due_date for b in bills),
+            billing_selectors.paid_on_time(bills, timezone.localdate(payment.paid_at)),
             sum(1 for b in bills if b.is_prepaid),
         )
     card = alliance_selectors.scorecard_current(community=demo, period=default_demo_period())
