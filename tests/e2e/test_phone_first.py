@@ -194,4 +194,7 @@ def test_staff_and_centre_pages_pass_axe(axe_context, demo):
     axe.extend(_axe(centre))
     centre.goto("/alliance/scorecards/")
     axe.extend(_axe(centre))
+    for path in ["/desk/", "/desk/?building=1幢&unit=301", "/desk/close/"]:
+        centre.goto(path)
+        axe.extend(_axe(centre))
     assert axe == [], "\n".join(axe)
