@@ -4,19 +4,18 @@ The estate: one household of 100 m² at 1.20 yuan/m²/month, so each month's bil
 owner pays at the desk of the estate's centre, where a centre admin is the cashier.
 """
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone, translation
 
 from billing import desk, services
 from billing.models import Account, Bill, DeskDayClose, LedgerTransaction, Payment, Posting, Refund
 from billing.tests.factories import BillFactory, desk_pay, estate, pay
+from billing.tests.test_races import run_together
 from community.models import AuditEntry, Role
 from community.tests.factories import CommunityFactory, HouseholdFactory, member, resident
 from config.api import Conflict
@@ -575,27 +574,7 @@ def test_admin_lists_desk_payments_by_method_and_closed_days(admin_client, world
 
 
 # --- races (PostgreSQL) -------------------------------------------------------------------------
-
-
-def run_together(count, work):
-    barrier = threading.Barrier(count)
-    outcomes = [None] * count
-
-    def runner(i):
-        try:
-            barrier.wait()
-            outcomes[i] = work(i)
-        except Exception as exc:  # the outcome under test
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
+# run_together: billing/tests/test_races.py
 
 
 @pytest.mark.postgres
