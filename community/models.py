@@ -1127,3 +1127,7 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError(_("Audit entries are append-only."))
+
+
+# The notifications layer's models live in their own module (community/notification_models.py).
+from community.notification_models import Delivery, NotificationPreference  # noqa: E402,F401
