@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    # Estate workbooks in and out (community/imports.py): resources, dry run, transactions.
+    "import_export",
     # Domain apps, in dependency order: each may use the ones above it, never below.
     "community",
     "billing",

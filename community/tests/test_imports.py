@@ -1,0 +1,223 @@
+"""Estate workbooks (community/imports.py): dry run, all-or-nothing, idempotent, scoped."""
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from openpyxl import Workbook, load_workbook
+
+from community import import_format as fmt
+from community.imports import (
+    estate_workbook_export,
+    estate_workbook_import,
+    estate_workbook_template,
+)
+from community.models import Building, Community, Household, Residency, User
+from community.tests.factories import CentreFactory, CommunityFactory, PropertyCompanyFactory
+
+pytestmark = pytest.mark.django_db
+
+COLUMNS = {
+    fmt.SHEET_COMMUNITIES: [fmt.COMMUNITY, fmt.ADDRESS, fmt.COMPANY],
+    fmt.SHEET_BUILDINGS: [fmt.COMMUNITY, fmt.BUILDING],
+    fmt.SHEET_HOUSEHOLDS: [fmt.COMMUNITY, fmt.BUILDING, fmt.UNIT, fmt.AREA],
+    fmt.SHEET_RESIDENTS: [fmt.COMMUNITY, fmt.BUILDING, fmt.UNIT, fmt.NAME, fmt.PHONE, fmt.RELATION],
+}
+
+
+def workbook(sheets: dict[str, list[list]], columns: dict | None = None) -> bytes:
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        sheet.append((columns or COLUMNS)[name])
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def estate(company_name: str) -> dict[str, list[list]]:
+    return {
+        fmt.SHEET_COMMUNITIES: [["翰林苑", "示例路1号", company_name]],
+        fmt.SHEET_BUILDINGS: [["翰林苑", "1幢"], ["翰林苑", "2幢"]],
+        fmt.SHEET_HOUSEHOLDS: [
+            ["翰林苑", "1幢", "101", 89.5],
+            ["翰林苑", "1幢", "102", "120.00"],
+            ["翰林苑", "2幢", "101", 66],
+        ],
+        fmt.SHEET_RESIDENTS: [
+            ["翰林苑", "1幢", "101", "张三", 13800138000, "业主"],
+            ["翰林苑", "1幢", "101", "李四", "13900139000", "家属"],
+            ["翰林苑", "2幢", "101", "王五", "13700137000", "租户"],
+            # The same person owns a second flat: one account.
+            ["翰林苑", "1幢", "102", "张三", "13800138000", "业主"],
+        ],
+    }
+
+
+@pytest.fixture
+def centre():
+    return CentreFactory(name="柯城区邻礼中心")
+
+
+@pytest.fixture
+def company():
+    return PropertyCompanyFactory(name="信安物业")
+
+
+def counts() -> tuple[int, ...]:
+    return (
+        Community.objects.count(),
+        Building.objects.count(),
+        Household.objects.count(),
+        Residency.objects.count(),
+        User.objects.count(),
+    )
+
+
+def test_a_dry_run_reports_every_row_and_writes_nothing(centre, company):
+    before = counts()
+    report = estate_workbook_import(
+        data=workbook(estate(company.name)), centre=centre, dry_run=True
+    )
+    assert report.ok and not report.committed
+    assert [(s.name, s.totals["new"]) for s in report.sheets] == [
+        (fmt.SHEET_COMMUNITIES, 1),
+        (fmt.SHEET_BUILDINGS, 2),
+        (fmt.SHEET_HOUSEHOLDS, 3),
+        (fmt.SHEET_RESIDENTS, 4),
+    ]
+    assert [row.number for row in report.sheets[2].rows] == [2, 3, 4]
+    assert counts() == before
+
+
+def test_the_import_creates_the_estate_and_a_rerun_changes_nothing(centre, company):
+    data = workbook(estate(company.name))
+    report = estate_workbook_import(data=data, centre=centre, dry_run=False)
+    assert report.ok and report.committed
+    community = Community.objects.get(centre=centre, name="翰林苑")
+    assert community.company == company and community.address == "示例路1号"
+    assert sorted(
+        Household.objects.filter(building__community=community).values_list(
+            "building__name", "unit", "area"
+        )
+    ) == [
+        ("1幢", "101", Decimal("89.50")),
+        ("1幢", "102", Decimal("120.00")),
+        ("2幢", "101", Decimal("66.00")),
+    ]
+    zhang = User.objects.get(phone="13800138000")
+    assert zhang.username == "13800138000" and zhang.display_name == "张三"
+    assert not zhang.has_usable_password()
+    assert sorted(zhang.residencies.values_list("household__unit", "relation")) == [
+        ("101", "owner"),
+        ("102", "owner"),
+    ]
+    assert Residency.objects.get(user__phone="13900139000").relation == "family"
+    assert Residency.objects.get(user__phone="13700137000").relation == "tenant"
+    after = counts()
+
+    again = estate_workbook_import(data=data, centre=centre, dry_run=False)
+    assert again.ok
+    assert [s.totals["skip"] for s in again.sheets] == [1, 2, 3, 4]
+    assert again.total("new") == again.total("update") == 0
+    assert counts() == after
+
+
+def test_a_changed_area_and_relation_are_updates(centre, company):
+    estate_workbook_import(data=workbook(estate(company.name)), centre=centre, dry_run=False)
+    sheets = estate(company.name)
+    sheets[fmt.SHEET_HOUSEHOLDS][0][3] = "90.10"
+    sheets[fmt.SHEET_RESIDENTS][1][5] = "租户"
+    report = estate_workbook_import(data=workbook(sheets), centre=centre, dry_run=False)
+    assert report.ok
+    assert [row.action for row in report.sheets[2].rows] == ["update", "skip", "skip"]
+    assert [row.action for row in report.sheets[3].rows] == ["skip", "update", "skip", "skip"]
+    assert Household.objects.get(building__name="1幢", unit="101").area == Decimal("90.10")
+    assert Residency.objects.get(user__phone="13900139000").relation == "tenant"
+
+
+def test_every_bad_row_is_refused_with_its_reason_and_nothing_is_written(centre, company):
+    sheets = estate(company.name)
+    sheets[fmt.SHEET_HOUSEHOLDS] += [
+        ["翰林苑", "9幢", "101", "80"],  # unknown building
+        ["翰林苑", "1幢", "101", "80"],  # duplicate of row 2
+        ["翰林苑", "1幢", "103", "eighty"],  # area not a number
+        ["翰林苑", "1幢", "104", "-5"],  # area not positive
+        ["别的小区", "1幢", "101", "80"],  # unknown community
+    ]
+    sheets[fmt.SHEET_RESIDENTS] += [
+        ["翰林苑", "1幢", "101", "赵六", "1380013800", "业主"],  # 10 digits
+        ["翰林苑", "1幢", "101", "钱七", "13600136000", "房东"],  # unknown relation
+    ]
+    before = counts()
+    report = estate_workbook_import(data=workbook(sheets), centre=centre, dry_run=False)
+    assert not report.ok and not report.committed
+    households = {row.number: row.messages for row in report.sheets[2].refused}
+    assert households == {
+        5: ["Unknown building “9幢” in “翰林苑”."],
+        6: ["Row 2 already names this household."],
+        7: ["“eighty” is not a floor area: a number of m² above 0, at most two decimals."],
+        8: ["“-5” is not a floor area: a number of m² above 0, at most two decimals."],
+        9: ["Unknown community “别的小区”."],
+    }
+    residents = {row.number: row.messages for row in report.sheets[3].refused}
+    assert residents == {
+        6: ["“1380013800” is not a mobile number: 11 digits, starting with 1."],
+        7: ["“房东” is not a relation: write 业主 (owner), 租户 (tenant) or 家属 (family)."],
+    }
+    assert report.refused_count == 7
+    assert counts() == before
+
+
+def test_another_centres_estate_is_unknown(centre, company):
+    theirs = CommunityFactory(name="隔壁小区", company=company)
+    theirs.buildings.create(name="1幢")
+    data = workbook({fmt.SHEET_HOUSEHOLDS: [["隔壁小区", "1幢", "101", "80"]]})
+    before = counts()
+    report = estate_workbook_import(data=data, centre=centre, dry_run=False)
+    assert [row.messages for row in report.sheets[0].rows] == [["Unknown community “隔壁小区”."]]
+    assert counts() == before
+
+
+def test_a_file_that_is_not_a_workbook_or_lacks_a_column_is_refused(centre):
+    report = estate_workbook_import(data=b"not a spreadsheet", centre=centre, dry_run=True)
+    assert not report.ok and len(report.errors) == 1
+    assert report.errors[0].startswith("This is not an Excel workbook (.xlsx)")
+
+    data = workbook(
+        {fmt.SHEET_HOUSEHOLDS: [["翰林苑", "1幢", "101"]]},
+        columns={fmt.SHEET_HOUSEHOLDS: [fmt.COMMUNITY, fmt.BUILDING, fmt.UNIT]},
+    )
+    report = estate_workbook_import(data=data, centre=centre, dry_run=True)
+    assert report.errors == [f"The sheet “{fmt.SHEET_HOUSEHOLDS}” has no column “{fmt.AREA}”."]
+
+
+def test_the_export_reads_back_as_an_unchanged_import(centre, company):
+    estate_workbook_import(data=workbook(estate(company.name)), centre=centre, dry_run=False)
+    exported = estate_workbook_export(centre=centre)
+    book = load_workbook(io.BytesIO(exported))
+    assert next(iter(book[fmt.SHEET_HOUSEHOLDS].iter_rows(values_only=True))) == tuple(
+        COLUMNS[fmt.SHEET_HOUSEHOLDS]
+    )
+    before = counts()
+    report = estate_workbook_import(data=exported, centre=centre, dry_run=False)
+    assert report.ok
+    assert report.total("new") == report.total("update") == 0
+    assert report.total("skip") == 10
+    assert counts() == before
+
+
+def test_the_shipped_template_is_the_generated_one():
+    shipped = Path(settings.BASE_DIR) / "docs" / "templates" / "linli-import-template.xlsx"
+    ours = load_workbook(io.BytesIO(estate_workbook_template()))
+    theirs = load_workbook(shipped)
+    assert theirs.sheetnames == ours.sheetnames
+    for name in ours.sheetnames:
+        assert list(theirs[name].iter_rows(values_only=True)) == list(
+            ours[name].iter_rows(values_only=True)
+        )
