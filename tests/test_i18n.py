@@ -72,7 +72,7 @@ CJK_ALLOWED = {
     "config/formats/": "Chinese date formats ('n月j日')",
     "community/management/commands/seed_demo.py": "the demo estate's name in --help",
     "community/api.py": "OpenAPI help text quoting the Civil Code's terms (以上, 过半数)",
-    "community/import_format.py": "the estate workbook's Chinese sheet and column names (a data format)",
+    "community/import_format.py": "the estate workbook's sheet and column names (data)",
 }
 GETTEXT_CALLS = {"_", "gettext", "gettext_lazy", "pgettext", "pgettext_lazy", "ngettext"}
 
