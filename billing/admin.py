@@ -369,3 +369,5 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 # Registered by their own modules: the desk's closed days (and the desk-aware payment list), the
 # gateways' daily statements.
 from billing import desk_admin, reconciliation_admin  # noqa: E402, F401
+# The bill reminder schedule.
+from billing import reminder_admin  # noqa: E402, F401

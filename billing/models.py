@@ -658,3 +658,7 @@ class DeskDayClose(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cashier} {self.day.isoformat()}"
+
+
+# The bill reminder schedule lives in its own module (billing/reminder_models.py).
+from billing.reminder_models import ReminderStep  # noqa: E402,F401

@@ -42,9 +42,10 @@ from billing.models import (
     Refund,
 )
 from billing.money import ZERO, allocate, fee, fen, money_text
-from community import audit
+from community import audit, notifications
 from community import selectors as community_selectors
 from community.models import Agreement, Community, Household, Role, User
+from community.notification_models import Kind as NotificationKind
 from community.periods import Period
 from community.services import notice_send
 from config.api import Conflict
@@ -309,8 +310,11 @@ def bill_mark_overdue(*, today=None) -> int:
                 residencies__in=bill.household.residencies.active(on=today)
             ).distinct()
             for resident in residents:
-                notice_send(
+                # Through the notifications layer: in-app, and e-mail / SMS / WeChat as the
+                # resident chose, held in the quiet hours; the key keeps it to once per bill.
+                notifications.notify(
                     user=resident,
+                    kind=NotificationKind.BILL_REMINDER,
                     title=_("Property fee for %(period)s is overdue") % {"period": bill.period},
                     body=_("%(household)s: %(amount)s was due on %(due)s.")
                     % {
@@ -319,7 +323,12 @@ def bill_mark_overdue(*, today=None) -> int:
                         "due": formats.date_format(bill.due_date, "DATE_FORMAT"),
                     },
                     link=reverse("bill-list"),
-                    dedupe_key=f"bill-overdue:{bill.pk}",
+                    key=f"bill-overdue:{bill.pk}",
+                    params={
+                        "period": bill.period,
+                        "amount": str(bill.outstanding),
+                        "due": bill.due_date.isoformat(),
+                    },
                 )
     return marked
 

@@ -34,6 +34,15 @@ def mark_overdue_bills() -> int:
 
 
 @shared_task
+def send_bill_reminders() -> int:
+    """Daily: the reminders the schedule (billing.ReminderStep) has for today. A second run
+    sends nothing (one delivery per person, channel and reminder key)."""
+    from billing import reminders
+
+    return reminders.bill_reminders_send()
+
+
+@shared_task
 def expire_stale_payments() -> int:
     """Every few minutes: ask the gateway about payments nobody completed in time, then complete
     or expire them (freeing their bills)."""

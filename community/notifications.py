@@ -278,3 +278,11 @@ def deliveries_due(*, now: datetime | None = None) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)[:1000]
     )
+
+
+def quiet_hours_display() -> str:
+    """The quiet hours as people read them ("21:00–08:00"), or "" when there are none."""
+    window = _parse_quiet_hours(settings.NOTIFY_QUIET_HOURS)
+    if window is None:
+        return ""
+    return f"{window[0]:%H:%M}\u2013{window[1]:%H:%M}"

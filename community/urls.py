@@ -1,11 +1,16 @@
 from django.urls import path
 
-from community import api, views
+from community import api, notification_api, notification_views, views
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
     path("auth/token/", api.TokenObtainView.as_view(), name="api-token"),
     path("me/", api.MeView.as_view(), name="api-me"),
+    path(
+        "me/notifications/",
+        notification_api.NotificationPreferenceView.as_view(),
+        name="api-notification-settings",
+    ),
     # Community life.
     path("announcements/", api.AnnouncementListCreateView.as_view(), name="api-announcements"),
     path("announcements/<int:pk>/", api.AnnouncementDetailView.as_view(), name="api-announcement"),
@@ -49,6 +54,11 @@ urlpatterns = [
     path("staff/", views.staff_home, name="staff-home"),
     path("notices/", views.notices, name="notices"),
     path("notices/read/", views.notices_mark_read, name="notices-mark-read"),
+    path(
+        "notices/settings/",
+        notification_views.notification_settings,
+        name="notification-settings",
+    ),
     # Community life.
     path("announcements/", views.announcement_list, name="announcements"),
     path("announcements/new/", views.announcement_new, name="announcement-new"),

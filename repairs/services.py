@@ -21,9 +21,10 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from community import notifications
 from community import selectors as community_selectors
-from community import services as community_services
 from community.models import Community, Household, User
+from community.notification_models import Kind as NotificationKind
 from config.api import Conflict
 from repairs import events, selectors, transitions
 from repairs.models import (
@@ -359,15 +360,27 @@ def _after_resolve(ticket: Ticket, *, actor: User) -> None:
             "Please confirm the fix and rate it, or reopen the ticket if it is not fixed."
         ),
         link=reverse("repairs-detail", args=[ticket.pk]),
+        ticket=ticket,
     )
 
 
-def _notify(user: User, *, title, body, link: str, dedupe_key: str | None = None) -> None:
-    """A notice in the portal's language (Chinese first), whatever language the person who
-    caused it reads: `title` and `body` are callables run with that language active."""
+def _notify(
+    user: User, *, title, body, link: str, dedupe_key: str | None = None, ticket: Ticket
+) -> None:
+    """A ticket update through the notifications layer (in-app, and e-mail / SMS / WeChat as the
+    person chose), in the portal's language (Chinese first) whatever language the person who
+    caused it reads: `title` and `body` are callables run with that language active. The SMS /
+    WeChat template variables are ${ticket} (its number) and ${title} (cut to 20 characters,
+    the providers' limit for a variable)."""
     with translation.override(settings.LANGUAGE_CODE):
-        community_services.notice_send(
-            user=user, title=title(), body=body(), link=link, dedupe_key=dedupe_key
+        notifications.notify(
+            user=user,
+            kind=NotificationKind.TICKET_UPDATE,
+            title=title(),
+            body=body(),
+            link=link,
+            key=dedupe_key,
+            params={"ticket": str(ticket.pk), "title": ticket.title[:20]},
         )
 
 
@@ -550,6 +563,7 @@ def _escalate_one(pk: int, *, deadline: str, now: datetime) -> bool:
             ),
             link=reverse("repairs-detail", args=[ticket.pk]),
             dedupe_key=f"repairs:ticket:{ticket.pk}:{deadline}:{due.isoformat()}",
+            ticket=ticket,
         )
     return True
 

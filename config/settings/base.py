@@ -393,6 +393,45 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_U
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
+# --- Notifications (community/notifications.py) -------------------------------------------
+# Quiet hours in the site's time zone, "HH:MM-HH:MM" (may wrap past midnight; empty: none). Text
+# and WeChat messages due inside the window are held and sent when it ends; in-app and e-mail
+# are not held (they do not ring a phone at night).
+NOTIFY_QUIET_HOURS = env.str("NOTIFY_QUIET_HOURS", default="21:00-08:00")
+# SMS: off until LINLI_SMS_PROVIDER is set. "aliyun": Alibaba Cloud SMS (dysmsapi SendSms).
+LINLI_SMS_PROVIDER = env.str("LINLI_SMS_PROVIDER", default="")
+ALIYUN_SMS_ACCESS_KEY_ID = env.str("ALIYUN_SMS_ACCESS_KEY_ID", default="")
+ALIYUN_SMS_ACCESS_KEY_SECRET = env.str("ALIYUN_SMS_ACCESS_KEY_SECRET", default="")
+ALIYUN_SMS_SIGN_NAME = env.str("ALIYUN_SMS_SIGN_NAME", default="")
+ALIYUN_SMS_ENDPOINT = env.str("ALIYUN_SMS_ENDPOINT", default="https://dysmsapi.aliyuncs.com/")
+# The approved template code (SMS_...) per kind of message; a kind without one is not texted.
+ALIYUN_SMS_TEMPLATES = {
+    "bill_reminder": env.str("ALIYUN_SMS_TEMPLATE_BILL_REMINDER", default=""),
+    "ticket_update": env.str("ALIYUN_SMS_TEMPLATE_TICKET_UPDATE", default=""),
+}
+if LINLI_SMS_PROVIDER not in ("", "aliyun"):
+    raise ImproperlyConfigured("LINLI_SMS_PROVIDER must be empty or aliyun.")
+_missing = [
+    name
+    for name in ("ALIYUN_SMS_ACCESS_KEY_ID", "ALIYUN_SMS_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME")
+    if not globals()[name]
+]
+if LINLI_SMS_PROVIDER == "aliyun" and _missing:
+    raise ImproperlyConfigured(f"{', '.join(_missing)} required when LINLI_SMS_PROVIDER=aliyun.")
+# WeChat subscription messages (订阅消息): off until the mini program's app id and secret are set.
+WECHAT_MP_APPID = env.str("WECHAT_MP_APPID", default="")
+WECHAT_MP_SECRET = env.str("WECHAT_MP_SECRET", default="")
+# Per kind: the template id, and which of our variables fills which template field
+# ("period=thing1,amount=amount2,due=date3"); a kind without a template id is not sent.
+WECHAT_MP_TEMPLATES = {
+    "bill_reminder": env.str("WECHAT_MP_TEMPLATE_BILL_REMINDER", default=""),
+    "ticket_update": env.str("WECHAT_MP_TEMPLATE_TICKET_UPDATE", default=""),
+}
+WECHAT_MP_FIELDS = {
+    "bill_reminder": env.dict("WECHAT_MP_FIELDS_BILL_REMINDER", default={}),
+    "ticket_update": env.dict("WECHAT_MP_FIELDS_TICKET_UPDATE", default={}),
+}
+
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -431,6 +470,17 @@ CELERY_BEAT_SCHEDULE = {
     "billing-expire-stale-payments": {
         "task": "billing.tasks.expire_stale_payments",
         "schedule": crontab(minute="*/5"),
+    # Bill reminders by the schedule held as data (billing.ReminderStep); those due in the quiet
+    # hours wait for their end. Text/WeChat messages held or waiting for a retry go out with
+    # the sweep.
+    "billing-send-bill-reminders": {
+        "task": "billing.tasks.send_bill_reminders",
+        "schedule": crontab(hour=9, minute=10),
+    },
+    "community-send-due-deliveries": {
+        "task": "community.tasks.send_due_deliveries",
+        "schedule": crontab(minute="*/10"),
+    },
     },
     "billing-run-due-payouts": {
         "task": "billing.tasks.run_due_payouts",

@@ -377,6 +377,9 @@ SPECS: dict[str, Spec] = {
     # --- the API's browsable docs ---
     "api-docs": Spec(),
 }
+    # --- notification settings ---
+    "notification-settings": Spec(bodies={"POST": lambda w: {"bill_reminders": "on"}}),
+    "api-notification-settings": Spec(bodies={"PATCH": lambda w: {"sms": False}}),
 
 
 # --- the URL configuration --------------------------------------------------------------------
