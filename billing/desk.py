@@ -315,7 +315,15 @@ def _desk_payment_open(
     try:
         payment.save()
         PaymentItem.objects.bulk_create(
-            [PaymentItem(payment=payment, bill=b, amount=b.outstanding) for b in bills]
+            [
+                PaymentItem(
+                    payment=payment,
+                    bill=b,
+                    amount=b.outstanding,
+                    passthrough_amount=b.outstanding_passthrough,
+                )
+                for b in bills
+            ]
         )
     except IntegrityError as exc:
         raise _Taken from exc

@@ -80,6 +80,10 @@ class Bill(models.Model):
     )
     due_date = models.DateField(_("due date"))
     is_prepaid = models.BooleanField(_("prepaid"), default=False)
+    # The part of `amount` on pass-through lines (BillLine.Settlement.PASSTHROUGH): paid to the
+    # company in full at the month's payout, never held back. Kept on the bill so a payment item
+    # can take its pass-through share without reading the lines.
+    passthrough_amount = models.DecimalField(_("passed through"), default=0, **MONEY)
     overdue_since = models.DateField(_("overdue since"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -94,6 +98,10 @@ class Bill(models.Model):
                 name="bill_once_per_period",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="bill_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(passthrough_amount__gte=0) & Q(passthrough_amount__lte=F("amount")),
+                name="bill_passthrough_within_amount",
+            ),
             models.CheckConstraint(
                 condition=Q(paid_amount__gte=0) & Q(paid_amount__lte=F("amount")),
                 name="bill_paid_within_amount",
@@ -120,6 +128,12 @@ class Bill(models.Model):
     @property
     def outstanding(self):
         return self.amount - self.paid_amount
+
+    @property
+    def outstanding_passthrough(self):
+        """The pass-through part still owed: a bill's money goes to its pass-through lines
+        first (PaymentItem.passthrough_amount)."""
+        return max(self.passthrough_amount - self.paid_amount, 0)
 
     @property
     def rate_display(self) -> str:
@@ -262,6 +276,9 @@ class PaymentItem(models.Model):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="items")
     bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="payment_items")
     amount = models.DecimalField(_("amount"), **MONEY)
+    # The part of `amount` that pays pass-through lines: a bill's money goes to its pass-through
+    # lines first. The payout pays it to the company whole; only the rest is held back.
+    passthrough_amount = models.DecimalField(default=0, **MONEY)
     is_open = models.BooleanField(default=True)
     refunded_amount = models.DecimalField(_("refunded"), default=0, **MONEY)
     payout = models.ForeignKey(
@@ -283,6 +300,10 @@ class PaymentItem(models.Model):
             ),
             models.UniqueConstraint(fields=["payment", "bill"], name="payment_item_once"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_item_positive"),
+            models.CheckConstraint(
+                condition=Q(passthrough_amount__gte=0) & Q(passthrough_amount__lte=F("amount")),
+                name="payment_item_passthrough_within_amount",
+            ),
             models.CheckConstraint(
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
                 name="payment_item_refund_within_amount",
@@ -658,6 +679,388 @@ class DeskDayClose(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cashier} {self.day.isoformat()}"
+
+
+# --- fee items, meter readings, bill lines, late-fee and discount rules ----------------------
+#
+# A tri-party agreement fixes the property fee per m² (Agreement.fee_rate, the first line of
+# every bill) and may carry further charge items: per m² per month, fixed per household per
+# month (for every household, or only those subscribed: a rented parking space), or metered
+# (usage from the month's meter reading × unit price, optionally in tiers). The bill run gives
+# each household one bill a month with one line per item; late fees and prepayment discounts
+# are lines of their own, from rules held as data. Each line says how its money is settled:
+# escrowed (paid out to the company with the performance hold-back, like the property fee) or
+# passed through (collected for the company in full at the month's payout, never held back:
+# water and electricity are the utility's money, not a reward for service).
+
+
+class Settlement(models.TextChoices):
+    ESCROW = "escrow", _("escrowed, paid out with the hold-back")
+    PASSTHROUGH = "passthrough", _("passed through to the company in full")
+
+
+class ChargeItem(models.Model):
+    """One charge item of an agreement besides the property fee."""
+
+    class Method(models.TextChoices):
+        PER_AREA = "per_area", _("per m² per month")
+        FIXED = "fixed", _("fixed per household per month")
+        METERED = "metered", _("metered: reading × unit price")
+
+    agreement = models.ForeignKey(
+        "community.Agreement",
+        on_delete=models.CASCADE,
+        related_name="charge_items",
+        verbose_name=_("agreement"),
+    )
+    code = models.SlugField(
+        _("code"),
+        max_length=32,
+        help_text=_(
+            "Short and stable, e.g. water, power, garbage, parking: meter readings and "
+            "imports name the item by it."
+        ),
+    )
+    name = models.CharField(_("name"), max_length=60)
+    method = models.CharField(_("method"), max_length=16, choices=Method.choices)
+    unit_price = models.DecimalField(
+        _("unit price (yuan)"),
+        max_digits=10,
+        decimal_places=4,
+        help_text=_("Per m², per household, or per unit used (the first tier's price if tiered)."),
+    )
+    unit = models.CharField(_("unit"), max_length=10, blank=True, help_text=_("e.g. m³, kWh"))
+    settlement = models.CharField(
+        _("settlement"), max_length=16, choices=Settlement.choices, default=Settlement.ESCROW
+    )
+    by_subscription = models.BooleanField(
+        _("only subscribed households"),
+        default=False,
+        help_text=_(
+            "Fixed items only: charged to the households subscribed to it (a rented "
+            "parking space), not to every household."
+        ),
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=10)
+
+    class Meta:
+        verbose_name = _("charge item")
+        verbose_name_plural = _("charge items")
+        ordering = ["agreement", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["agreement", "code"], name="charge_item_code_once"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="charge_item_price"),
+            models.CheckConstraint(
+                condition=Q(by_subscription=False) | Q(method="fixed"),
+                name="charge_item_subscription_fixed_only",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChargeTier(models.Model):
+    """A tier of a metered item's price: usage above the previous tier's limit and up to
+    `up_to` (no limit when empty) costs `unit_price` a unit (阶梯水价/电价)."""
+
+    item = models.ForeignKey(
+        ChargeItem, on_delete=models.CASCADE, related_name="tiers", verbose_name=_("charge item")
+    )
+    up_to = models.DecimalField(
+        _("up to (units a month)"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    unit_price = models.DecimalField(_("unit price (yuan)"), max_digits=10, decimal_places=4)
+
+    class Meta:
+        verbose_name = _("price tier")
+        verbose_name_plural = _("price tiers")
+        ordering = ["item", models.F("up_to").asc(nulls_last=True)]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item"], condition=Q(up_to__isnull=True), name="charge_tier_one_open"
+            ),
+            models.UniqueConstraint(fields=["item", "up_to"], name="charge_tier_limit_once"),
+            models.CheckConstraint(
+                condition=Q(up_to__isnull=True) | Q(up_to__gt=0), name="charge_tier_limit"
+            ),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="charge_tier_price"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item} ≤ {self.up_to or '∞'}"
+
+
+class ChargeSubscription(models.Model):
+    """A household subscribed to a fixed item that is charged by subscription (a parking space
+    rented: quantity = spaces)."""
+
+    household = models.ForeignKey(
+        Household,
+        on_delete=models.CASCADE,
+        related_name="charge_subscriptions",
+        verbose_name=_("household"),
+    )
+    item = models.ForeignKey(
+        ChargeItem,
+        on_delete=models.CASCADE,
+        related_name="subscriptions",
+        verbose_name=_("charge item"),
+    )
+    quantity = models.PositiveSmallIntegerField(_("quantity"), default=1)
+
+    class Meta:
+        verbose_name = _("charge subscription")
+        verbose_name_plural = _("charge subscriptions")
+        constraints = [
+            models.UniqueConstraint(fields=["household", "item"], name="charge_subscription_once"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="charge_subscription_qty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.household} · {self.item}"
+
+
+class MeterReading(models.Model):
+    """A household meter's reading at the end of a month. Usage = reading − previous reading;
+    the bill of the same month charges it on the metered item whose code is `meter`."""
+
+    class Source(models.TextChoices):
+        STAFF = "staff", _("entered by staff")
+        IMPORT = "import", _("imported")
+
+    household = models.ForeignKey(
+        Household,
+        on_delete=models.PROTECT,
+        related_name="meter_readings",
+        verbose_name=_("household"),
+    )
+    meter = models.SlugField(_("meter"), max_length=32)
+    period = models.CharField(_("period"), max_length=7, help_text=_("YYYY-MM"))
+    previous_reading = models.DecimalField(_("previous reading"), max_digits=12, decimal_places=2)
+    reading = models.DecimalField(_("reading"), max_digits=12, decimal_places=2)
+    source = models.CharField(
+        _("source"), max_length=10, choices=Source.choices, default=Source.STAFF
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("meter reading")
+        verbose_name_plural = _("meter readings")
+        ordering = ["household", "meter", "-period"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["household", "meter", "period"], name="meter_reading_once_a_month"
+            ),
+            models.CheckConstraint(
+                condition=Q(previous_reading__gte=0) & Q(reading__gte=F("previous_reading")),
+                name="meter_reading_not_backwards",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.household} {self.meter} {self.period}"
+
+    @property
+    def usage(self):
+        return self.reading - self.previous_reading
+
+
+class LateFeeRule(models.Model):
+    """A late fee (滞纳金) held as data: after `grace_days` past the due date, `daily_rate` of
+    what is still owed on the bill's charges per day, at most `cap_rate` of it in all. One late
+    fee line per bill, recomputed each day until the bill is paid; waiving it is an audited
+    admin action. A rule of an estate wins over a rule for every estate (community empty)."""
+
+    community = models.ForeignKey(
+        Community,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="late_fee_rules",
+        verbose_name=_("community"),
+        help_text=_("Empty: every estate without a rule of its own."),
+    )
+    name = models.CharField(_("name"), max_length=60, help_text=_("Printed on the bill line."))
+    grace_days = models.PositiveSmallIntegerField(_("grace days"), default=0)
+    daily_rate = models.DecimalField(
+        _("per day (share of what is owed)"),
+        max_digits=6,
+        decimal_places=5,
+        help_text=_("0.0005 = 0.05% a day."),
+    )
+    cap_rate = models.DecimalField(
+        _("cap (share of what is owed)"),
+        max_digits=5,
+        decimal_places=4,
+        help_text=_("0.2 = never more than 20% of the charges."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("late fee rule")
+        verbose_name_plural = _("late fee rules")
+        ordering = ["community", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["community"],
+                condition=Q(is_active=True) & Q(community__isnull=False),
+                name="late_fee_rule_one_active_per_estate",
+            ),
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True) & Q(community__isnull=True),
+                name="late_fee_rule_one_active_default",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_rate__gt=0) & Q(daily_rate__lte=1), name="late_fee_daily_rate"
+            ),
+            models.CheckConstraint(
+                condition=Q(cap_rate__gt=0) & Q(cap_rate__lte=1), name="late_fee_cap_rate"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PrepayDiscountRule(models.Model):
+    """A prepayment discount held as data: prepaying `months_paid` months or more gives
+    `months_free` months' charges off for each full block of `months_paid` ("pay 12 months,
+    one free"). The discount is spread over the prepaid bills as a line on each, in proportion
+    to their charges, so every month stays a bill with something to pay."""
+
+    community = models.ForeignKey(
+        Community,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="prepay_discount_rules",
+        verbose_name=_("community"),
+        help_text=_("Empty: every estate."),
+    )
+    name = models.CharField(_("name"), max_length=60, help_text=_("Printed on the bill line."))
+    months_paid = models.PositiveSmallIntegerField(_("months prepaid"))
+    months_free = models.PositiveSmallIntegerField(_("months free"))
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("prepayment discount rule")
+        verbose_name_plural = _("prepayment discount rules")
+        ordering = ["community", "months_paid"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(months_free__gt=0) & Q(months_paid__gt=F("months_free")),
+                name="prepay_discount_less_than_paid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BillLine(models.Model):
+    """One line of a bill: a charge item's amount for the month, the late fee, a prepayment
+    discount (negative), or opening arrears brought in on import. The bill's amount is the sum
+    of its lines that are not waived, and its passthrough_amount the sum of those settled by
+    pass-through; the services that add, change or waive a line keep both in step in the same
+    transaction (billing.charges)."""
+
+    class Kind(models.TextChoices):
+        CHARGE = "charge", _("charge")
+        LATE_FEE = "late_fee", _("late fee")
+        DISCOUNT = "discount", _("discount")
+        OPENING_ARREARS = "opening_arrears", _("opening arrears")
+
+    bill = models.ForeignKey(
+        Bill, on_delete=models.PROTECT, related_name="lines", verbose_name=_("bill")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    # The agreement's own property fee has no item; every other charge names its item.
+    charge_item = models.ForeignKey(
+        ChargeItem, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    late_fee_rule = models.ForeignKey(
+        LateFeeRule, on_delete=models.PROTECT, null=True, blank=True, related_name="lines"
+    )
+    discount_rule = models.ForeignKey(
+        PrepayDiscountRule, on_delete=models.PROTECT, null=True, blank=True, related_name="lines"
+    )
+    name = models.CharField(_("name"), max_length=60)
+    quantity = models.DecimalField(_("quantity"), max_digits=12, decimal_places=2, default=1)
+    unit = models.CharField(_("unit"), max_length=10, blank=True)
+    unit_price = models.DecimalField(_("unit price"), max_digits=10, decimal_places=4, default=0)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    settlement = models.CharField(
+        _("settlement"), max_length=16, choices=Settlement.choices, default=Settlement.ESCROW
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    waived_at = models.DateTimeField(_("waived at"), null=True, blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("waived by"),
+    )
+    waive_reason = models.CharField(_("reason for waiving"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("bill line")
+        verbose_name_plural = _("bill lines")
+        ordering = ["bill", "position", "pk"]
+        constraints = [
+            # Each rule applies to a bill exactly once, and so does each charge item.
+            models.UniqueConstraint(
+                fields=["bill"], condition=Q(kind="late_fee"), name="bill_line_one_late_fee"
+            ),
+            models.UniqueConstraint(
+                fields=["bill"], condition=Q(kind="discount"), name="bill_line_one_discount"
+            ),
+            models.UniqueConstraint(
+                fields=["bill", "charge_item"],
+                condition=Q(kind="charge") & Q(charge_item__isnull=False),
+                name="bill_line_item_once",
+            ),
+            models.UniqueConstraint(
+                fields=["bill"],
+                condition=Q(kind="charge") & Q(charge_item__isnull=True),
+                name="bill_line_one_property_fee",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="discount") & Q(amount__lt=0))
+                | (~Q(kind="discount") & Q(amount__gte=0)),
+                name="bill_line_sign_follows_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(waived_at__isnull=True) | Q(kind="late_fee"),
+                name="bill_line_only_late_fees_waived",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="late_fee", late_fee_rule__isnull=False)
+                | Q(kind="discount", discount_rule__isnull=False)
+                | Q(kind__in=["charge", "opening_arrears"]),
+                name="bill_line_rule_named",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bill} · {self.name}"
+
+    @property
+    def is_waived(self) -> bool:
+        return self.waived_at is not None
 
 
 # The bill reminder schedule lives in its own module (billing/reminder_models.py).

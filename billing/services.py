@@ -22,7 +22,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from billing import events, ledger, selectors
+from billing import charges, events, ledger, selectors
 from billing.gateways import get_gateway
 from billing.gateways.base import GatewayError, NotificationRejected, PaymentRequest
 from billing.locks import (
@@ -34,6 +34,7 @@ from billing.locks import (
 from billing.models import (
     Account,
     Bill,
+    BillLine,
     DeskDayClose,
     LedgerTransaction,
     Payment,
@@ -41,7 +42,7 @@ from billing.models import (
     Payout,
     Refund,
 )
-from billing.money import ZERO, allocate, fee, fen, money_text
+from billing.money import ZERO, allocate, fen, money_text
 from community import audit, notifications
 from community import selectors as community_selectors
 from community.models import Agreement, Community, Household, Role, User
@@ -68,72 +69,30 @@ def _agreements_in_force(on) -> list[Agreement]:
 
 def bill_generate_for_period(*, period: Period) -> int:
     """Create the period's bill for every household of every community whose agreement is in
-    force on the period's first day: area × rate, rounded half-up to the fen, due on the
-    agreement's due day. Generating a period twice creates nothing new (the unique constraint
-    on household + period, with ON CONFLICT DO NOTHING). Returns how many bills were created.
+    force on the period's first day, due on the agreement's due day, with a line per charge:
+    the property fee (area × rate), the agreement's other items and the month's metered usage
+    (billing.charges), each rounded half-up to the fen. Generating a period twice creates
+    nothing new (the unique constraint on household + period, with ON CONFLICT DO NOTHING).
+    Returns how many bills were created.
 
-    On PostgreSQL this is one set-based INSERT … SELECT per agreement (numeric arithmetic is
-    exact and ROUND(numeric) rounds half away from zero, i.e. half-up for fees); elsewhere the
-    same rows are computed in Python and inserted in batches.
+    On PostgreSQL this is one set-based statement per agreement (billing.charges._GENERATE_SQL);
+    elsewhere the same rows are computed in Python and inserted in batches.
     """
     created = 0
     for agreement in _agreements_in_force(period.first_day):
         due = period.day(agreement.bill_due_day)
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                created += _generate_sql(agreement, period, due)
-            else:
-                created += _generate_python(agreement, period, due)
+            created += charges.bills_generate_for_agreement(agreement, period, due)
     return created
-
-
-def _generate_sql(agreement: Agreement, period: Period, due) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO billing_bill (household_id, community_id, period, area, rate, amount,
-                                      paid_amount, status, due_date, is_prepaid, created_at)
-            SELECT h.id, b.community_id, %s, h.area, %s, ROUND(h.area * %s, 2),
-                   0, 'unpaid', %s, FALSE, NOW()
-              FROM community_household h
-              JOIN community_building b ON b.id = h.building_id
-             WHERE b.community_id = %s
-            ON CONFLICT (household_id, period) WHERE NOT (status = 'void') DO NOTHING
-            """,
-            [str(period), agreement.fee_rate, agreement.fee_rate, due, agreement.community_id],
-        )
-        return cursor.rowcount
-
-
-def _generate_python(agreement: Agreement, period: Period, due, batch: int = 2000) -> int:
-    households = Household.objects.filter(building__community_id=agreement.community_id)
-    before = Bill.objects.filter(community_id=agreement.community_id, period=str(period)).count()
-    rows = []
-    for household_id, area in households.values_list("pk", "area").iterator(chunk_size=batch):
-        rows.append(
-            Bill(
-                household_id=household_id,
-                community_id=agreement.community_id,
-                period=str(period),
-                area=area,
-                rate=agreement.fee_rate,
-                amount=fee(area=area, rate=agreement.fee_rate),
-                due_date=due,
-            )
-        )
-        if len(rows) >= batch:
-            Bill.objects.bulk_create(rows, ignore_conflicts=True)
-            rows = []
-    Bill.objects.bulk_create(rows, ignore_conflicts=True)
-    after = Bill.objects.filter(community_id=agreement.community_id, period=str(period)).count()
-    return after - before
 
 
 def _month_index(period: Period) -> int:
     return period.year * 12 + period.month - 1
 
 
-def _prepaid_bills(household: Household, community: Community, months: int) -> list[Bill]:
+def _prepaid_bills(
+    household: Household, community: Community, months: int
+) -> list[tuple[Bill, list[charges.Charge]]]:
     """The household's next `months` bills, each at the rate of the agreement in force in its
     month, starting after its latest bill (this month if it has none). Caller holds the
     household's lock, so the latest bill cannot change meanwhile. 409 past the prepayment
@@ -182,19 +141,34 @@ def _prepaid_bills(household: Household, community: Community, months: int) -> l
                 _("No agreement is in force for %(period)s; fees cannot be prepaid that far.")
                 % {"period": period}
             )
-        bills.append(
-            Bill(
-                household=household,
-                community=community,
-                period=str(period),
-                area=household.area,
-                rate=agreement.fee_rate,
-                amount=fee(area=household.area, rate=agreement.fee_rate),
-                due_date=period.day(agreement.bill_due_day),
-                is_prepaid=True,
-            )
+        month_charges = charges.monthly_charges(agreement, [(household.pk, household.area)], None)
+        amount, passthrough = charges.totals(month_charges[household.pk])
+        bill = Bill(
+            household=household,
+            community=community,
+            period=str(period),
+            area=household.area,
+            rate=agreement.fee_rate,
+            amount=amount,
+            passthrough_amount=passthrough,
+            due_date=period.day(agreement.bill_due_day),
+            is_prepaid=True,
         )
+        bills.append((bill, month_charges[household.pk]))
     return bills
+
+
+def _prepaid_bills_create(bills: list[tuple[Bill, list]], community: Community) -> list[Bill]:
+    """Insert a prepayment's bills with their charge lines, and its discount (a prepayment
+    discount rule's lines, which lower the bills' amounts before they are inserted)."""
+    rows = [bill for bill, _ in bills]
+    discounts = charges.prepay_discount_lines(rows, [c for _, c in bills], community.pk)
+    Bill.objects.bulk_create(rows)
+    lines = [charge.line(bill) for bill, month in bills for charge in month]
+    for line in discounts:
+        line.bill_id = line.bill.pk
+    BillLine.objects.bulk_create(lines + discounts)
+    return rows
 
 
 def bill_prepay(
@@ -236,9 +210,10 @@ def bill_prepay(
             existing = _prepay_replay(user, key, fingerprint)
             if existing is not None:
                 return existing, False
-            bills = _prepaid_bills(household, community, months)
+            planned = _prepaid_bills(household, community, months)
             try:
-                Bill.objects.bulk_create(bills)
+                with transaction.atomic():
+                    bills = _prepaid_bills_create(planned, community)
             except IntegrityError as exc:  # the bill run reached this month meanwhile
                 raise _Taken from exc
             payment = _payment_open(
@@ -464,7 +439,15 @@ def _payment_open(
     try:
         payment.save()
         PaymentItem.objects.bulk_create(
-            [PaymentItem(payment=payment, bill=b, amount=b.outstanding) for b in bills]
+            [
+                PaymentItem(
+                    payment=payment,
+                    bill=b,
+                    amount=b.outstanding,
+                    passthrough_amount=b.outstanding_passthrough,
+                )
+                for b in bills
+            ]
         )
     except IntegrityError as exc:
         raise _Taken from exc
@@ -834,22 +817,27 @@ _ALLOCATE_SQL = """
 
 _PAY_ITEMS_SQL = (
     """
-WITH locked AS (
-    SELECT i.id, i.amount - i.refunded_amount AS weight FROM {item} AS i
+WITH kept AS (
+    SELECT i.id, i.amount - i.refunded_amount AS net, i.passthrough_amount FROM {item} AS i
     JOIN {bill} AS b ON b.id = i.bill_id
     JOIN {payment} AS p ON p.id = i.payment_id
     WHERE b.community_id = %(community)s AND b.period <= %(period)s
       AND p.status = ANY(%(statuses)s) AND i.payout_id IS NULL
     ORDER BY i.id
     FOR UPDATE OF i
+), locked AS (
+    SELECT id, net - least(passthrough_amount, net) AS weight,
+           least(passthrough_amount, net) AS through
+      FROM kept
 )"""
     + _ALLOCATE_SQL
     + """
 , paid AS (
     UPDATE {item} AS i
-    SET payout_id = %(payout)s, paid_out_to_company = s.part, held_back = s.weight - s.part
-    FROM shared AS s WHERE i.id = s.id
-    RETURNING s.weight AS net, i.paid_out_to_company, i.held_back
+    SET payout_id = %(payout)s, paid_out_to_company = s.part + l.through,
+        held_back = s.weight - s.part
+    FROM shared AS s JOIN locked AS l ON l.id = s.id WHERE i.id = s.id
+    RETURNING s.weight + l.through AS net, i.paid_out_to_company, i.held_back
 )
 SELECT coalesce(sum(net), 0), coalesce(sum(paid_out_to_company), 0),
        coalesce(sum(held_back), 0)
@@ -923,12 +911,19 @@ def _pay_items_python(
         .order_by("pk")
     )
     nets = [item.amount - item.refunded_amount for item in items]
+    # Pass-through money goes to the company whole; a refund before the payout came out of
+    # the escrowed part first (as least(...) does in _PAY_ITEMS_SQL).
+    throughs = [min(item.passthrough_amount, net) for item, net in zip(items, nets, strict=True)]
+    weights = [net - through for net, through in zip(nets, throughs, strict=True)]
     collected = sum(nets, ZERO)
-    parts = allocate(fen(collected * share), nets) if items else []
-    for item, net, to_company in zip(items, nets, parts, strict=True):
+    escrowed = sum(weights, ZERO)
+    parts = (
+        allocate(fen(escrowed * share), weights) if items and escrowed else [ZERO for _ in items]
+    )
+    for item, weight, through, to_company in zip(items, weights, throughs, parts, strict=True):
         item.payout = payout
-        item.paid_out_to_company, item.held_back = to_company, net - to_company
-    to_company_total = sum(parts, ZERO)
+        item.paid_out_to_company, item.held_back = to_company + through, weight - to_company
+    to_company_total = sum(parts, ZERO) + sum(throughs, ZERO)
     held_total = collected - to_company_total
     _save_items(items, ["payout", "paid_out_to_company", "held_back"])
     return collected, to_company_total, held_total

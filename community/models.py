@@ -1066,6 +1066,7 @@ class AuditEntry(models.Model):
         HOLDBACK_RELEASE = "holdback_release", _("hold-back released")
         REFUND = "refund", _("refund")
         BILL_WAIVED = "bill_waived", _("bill waived")
+        LATE_FEE_WAIVED = "late_fee_waived", _("late fee waived")
         SETTLEMENT_DIFFERENCE = "settlement_difference", _("settlement differences")
         CAPTURE_UNBOOKED = "capture_unbooked", _("money captured but not booked to bills")
         DESK_PAYMENT = "desk_payment", _("payment at the centre's desk")
