@@ -139,8 +139,17 @@ ALIYUN_RETRYABLE_CODES = {
 }
 
 
+def _nonce() -> str:
+    return uuid.uuid4().hex
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class AliyunSms:
     action_params = {"Action": "SendSms", "Version": "2017-05-25", "RegionId": "cn-hangzhou"}
+    response_format = "JSON"
 
     def __init__(self, *, access_key_id: str, secret: str, sign_name: str, endpoint: str):
         self.access_key_id = access_key_id
@@ -158,24 +167,16 @@ class AliyunSms:
         )
 
     def request_params(
-        self,
-        *,
-        phone: str,
-        template_code: str,
-        template_param: dict,
-        out_id: str,
-        nonce: str | None = None,
-        timestamp: str | None = None,
-        response_format: str = "JSON",
+        self, *, phone: str, template_code: str, template_param: dict, out_id: str
     ) -> dict[str, str]:
         return {
             **self.action_params,
             "AccessKeyId": self.access_key_id,
-            "Format": response_format,
+            "Format": self.response_format,
             "SignatureMethod": "HMAC-SHA1",
             "SignatureVersion": "1.0",
-            "SignatureNonce": nonce or uuid.uuid4().hex,
-            "Timestamp": timestamp or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "SignatureNonce": _nonce(),
+            "Timestamp": _timestamp(),
             "PhoneNumbers": phone,
             "SignName": self.sign_name,
             "TemplateCode": template_code,
