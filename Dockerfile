@@ -9,6 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN useradd --create-home --uid 10001 linli
 
+# The PDF receipts' Chinese font (settings.RECEIPT_PDF_FONT), embedded in each receipt.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY . .
 RUN pip install -e . \
     # Static files are collected into the image and served by WhiteNoise (hashed, compressed).

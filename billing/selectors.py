@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Sum
 
 from billing.models import (
     Account,
@@ -69,6 +69,59 @@ def payment_list(*, user: User) -> QuerySet[Payment]:
 
 def payment_get(*, user: User, payment_id) -> Payment:
     return payment_list(user=user).get(pk=payment_id)
+
+
+def _with_lines(qs: QuerySet, bill_path: str = "") -> QuerySet:
+    """Prefetch each bill's lines (charges, late fees, discounts), where bills have lines."""
+    if not hasattr(Bill, "lines"):
+        return qs
+    return qs.prefetch_related(f"{bill_path}lines")
+
+
+def resident_bill_list(*, user: User, households) -> QuerySet[Bill]:
+    """The bills of the resident's own households for the bills page, each with `in_payment`
+    (inside a payment still in progress, so not payable now) and its lines prefetched."""
+    open_items = PaymentItem.objects.filter(bill=OuterRef("pk"), is_open=True)
+    qs = bill_list(user=user).filter(household__in=households)
+    return _with_lines(qs.annotate(in_payment=Exists(open_items)))
+
+
+def bill_payable_list(*, user: User, household_id) -> QuerySet[Bill]:
+    """What "pay all" pays: the bills of one of the user's own households (as a resident) that
+    are unpaid or partly paid and in no payment in progress, oldest first. Another household
+    → Household.DoesNotExist (404)."""
+    household = community_selectors.household_list(
+        user=user, roles=[community_selectors.RESIDENT]
+    ).get(pk=household_id)
+    return (
+        Bill.objects.filter(
+            household=household, status__in=[Bill.Status.UNPAID, Bill.Status.PARTIALLY_PAID]
+        )
+        .exclude(payment_items__is_open=True)
+        .order_by("period", "pk")
+    )
+
+
+def resident_payment_list(*, user: User) -> QuerySet[Payment]:
+    """The resident's payment history: the payments they made online and those the desk
+    recorded with them as the payer, newest first, with the bills each covered. Nobody else's,
+    also not for a centre admin (who reads those in the admin)."""
+    items = PaymentItem.objects.select_related("bill__household__building__community").order_by(
+        "bill__period", "bill_id"
+    )
+    return (
+        Payment.objects.filter(payer=user)
+        .prefetch_related(Prefetch("items", queryset=items))
+        .order_by("-created_at", "-pk")
+    )
+
+
+def payment_receipt_items(*, payment: Payment) -> QuerySet[PaymentItem]:
+    """A receipt's rows: each bill the payment paid, with its household, estate and lines."""
+    items = payment.items.select_related("bill__household__building__community").order_by(
+        "bill__period", "bill_id"
+    )
+    return _with_lines(items, "bill__")
 
 
 def payment_get_for_admin(*, user: User, payment_id) -> Payment:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import api, desk_views, views
+from billing import api, desk_views, history_views, views
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
@@ -23,6 +23,14 @@ urlpatterns = [
     path("payments/<int:pk>/", views.payment_detail, name="payment-detail-page"),
     path("payments/<int:pk>/receipt/", views.payment_receipt, name="payment-receipt"),
     path("money/", views.money_whereabouts, name="money-whereabouts"),
+    # The resident's payment history, PDF receipts, paying all open bills in one tap.
+    path("bills/pay-all/", history_views.bill_pay_all, name="bill-pay-all"),
+    path("payments/", history_views.payment_history, name="payment-history"),
+    path(
+        "payments/<int:pk>/receipt.pdf",
+        history_views.payment_receipt_pdf,
+        name="payment-receipt-pdf",
+    ),
     path("desk/", desk_views.desk_page, name="desk"),
     path("desk/receipts/<int:pk>/", desk_views.desk_receipt, name="desk-receipt"),
     path("desk/close/", desk_views.desk_day_close, name="desk-day-close"),

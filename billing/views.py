@@ -32,22 +32,29 @@ def _my_households(user):
 @login_required
 def bill_list(request):
     households = list(_my_households(request.user))
-    bills = selectors.bill_list(user=request.user).filter(household__in=households)
+    bills = selectors.resident_bill_list(user=request.user, households=households)
     by_household = defaultdict(list)
     for bill in bills[:500]:
         by_household[bill.household_id].append(bill)
-    groups = [
-        {
-            "household": household,
-            "open": [
-                b for b in by_household[household.pk] if b.status in ("unpaid", "partially_paid")
-            ],
-            "settled": [b for b in by_household[household.pk] if b.status in ("paid", "waived")][
-                :24
-            ],
-        }
-        for household in households
-    ]
+    groups = []
+    for household in households:
+        open_bills = [
+            b for b in by_household[household.pk] if b.status in ("unpaid", "partially_paid")
+        ]
+        # What "pay all" would pay: the open bills not already inside a payment in progress.
+        payable = [b for b in open_bills if not b.in_payment]
+        groups.append(
+            {
+                "household": household,
+                "open": open_bills,
+                "settled": [
+                    b for b in by_household[household.pk] if b.status in ("paid", "waived")
+                ][:24],
+                "payable_count": len(payable),
+                "payable_total": sum((b.outstanding for b in payable), ZERO),
+                "pay_all_key": uuid.uuid4().hex,  # one per household's "pay all" form
+            }
+        )
     return render(
         request,
         "billing/bill_list.html",

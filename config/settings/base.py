@@ -330,6 +330,13 @@ if "sandbox" in PAYMENT_GATEWAYS and not SANDBOX_GATEWAY_SECRET:
 PAYMENT_PENDING_MINUTES = env.int("PAYMENT_PENDING_MINUTES", default=30)
 # Payments one user may start (API and pay page together), as DRF rates: "30/min", "500/hour".
 PAYMENT_THROTTLE_RATE = env.str("PAYMENT_THROTTLE_RATE", default="30/min")
+# The font of PDF receipts: a TrueType font (.ttf, or .ttc with RECEIPT_PDF_FONT_INDEX) with
+# Chinese glyphs, embedded in each receipt as a subset. Debian's fonts-wqy-microhei by default
+# (.ci/run and the Dockerfile install it); OpenType/CFF fonts such as Noto CJK cannot be embedded.
+RECEIPT_PDF_FONT = env.str(
+    "RECEIPT_PDF_FONT", default="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+)
+RECEIPT_PDF_FONT_INDEX = env.int("RECEIPT_PDF_FONT_INDEX", default=0)
 # Public base URL of the site, for the gateways' notify and return URLs (no trailing slash).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # Alipay (支付宝), on when "alipay" is in PAYMENT_GATEWAYS. Keys: PEM text (a one-line value may

@@ -168,6 +168,19 @@ MATRIX: dict[str, dict[str, str]] = {
     "money-whereabouts": {
         "GET":    "login 200   200   200   200   200   200   200   200   200   200   200",
     },
+    # Payment history, PDF receipts, pay all (billing/history_views.py). The history lists only
+    # the caller's own payments (LISTED below); the PDF is the receipt page's, in its scope.
+    # Paying all of a household's open bills: only its resident; anyone else's → 404.
+    "payment-history": {
+        "GET":    "login 200   200   200   200   200   200   200   200   200   200   200",
+    },
+    "payment-receipt-pdf": {
+        "GET":    "login 200   404   404   404   404   404   404   404   404   200   404",
+    },
+    "bill-pay-all": {
+        "GET":    "login 405   405   405   405   405   405   405   405   405   405   405",
+        "POST":   "login 302   404   404   404   404   404   404   404   404   404   404",
+    },
     # The centre's desk (billing/desk_views.py): its centre admins take payments there; anyone
     # else signed in is refused (403), and another centre's household, receipt or centre is 404.
     # Closing the day with the cash the ledger shows for it (this admin's desk payment) closes it.
@@ -547,6 +560,10 @@ LISTED: dict[str, tuple[str, str]] = {
         ".     .     .     .     .     .     .     .     .     .     x     .",
     ),
     "money-whereabouts": (
+        "payment_link",
+        ".     x     .     .     .     .     .     .     .     .     .     .",
+    ),
+    "payment-history": (
         "payment_link",
         ".     x     .     .     .     .     .     .     .     .     .     .",
     ),

@@ -173,6 +173,16 @@ SPECS: dict[str, Spec] = {
     "payment-detail-page": Spec(kwargs=PK["payment"]),
     "payment-receipt": Spec(kwargs=PK["payment"]),
     "money-whereabouts": Spec(),
+    "payment-history": Spec(),
+    "payment-receipt-pdf": Spec(kwargs=PK["payment"]),
+    "bill-pay-all": Spec(
+        bodies={
+            "POST": lambda w: {
+                "household": w.objects["household"].pk,
+                "idempotency_key": uuid.uuid4().hex,
+            }
+        }
+    ),
     "sandbox-pay": Spec(
         kwargs=lambda w: {"out_trade_no": w.objects["pending_payment"].out_trade_no},
         bodies={"POST": lambda w: {"action": "cancel"}},
