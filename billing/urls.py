@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import api, desk_views, history_views, views
+from billing import api, desk_views, history_views, meter_views, views
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
@@ -30,6 +30,13 @@ urlpatterns = [
         "payments/<int:pk>/receipt.pdf",
         history_views.payment_receipt_pdf,
         name="payment-receipt-pdf",
+    ),
+    # Staff enter meter readings on a phone (billing/meter_views.py).
+    path("meter-readings/", meter_views.meter_reading_estates, name="meter-reading-estates"),
+    path(
+        "meter-readings/<int:community_id>/",
+        meter_views.meter_reading_entry,
+        name="meter-reading-entry",
     ),
     path("desk/", desk_views.desk_page, name="desk"),
     path("desk/receipts/<int:pk>/", desk_views.desk_receipt, name="desk-receipt"),

@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export import resources
 from import_export.fields import Field
+from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import RowResult
 
 from community import import_format as fmt
@@ -218,7 +219,7 @@ class CommunityResource(EstateResource):
                 % {"name": row[fmt.COMPANY]}
             )
         if len(row[fmt.COMMUNITY]) > 100:
-            errors.append(_("The name is longer than %(count)d characters.") % {"count": 100})
+            errors.append(_("The name is longer than %(limit)d characters.") % {"limit": 100})
         self.clean = {
             "name": row[fmt.COMMUNITY],
             "address": row.get(fmt.ADDRESS, "")[:200],
@@ -265,7 +266,7 @@ class BuildingResource(EstateResource):
     def check(self, row, errors):
         community = self.resolve_community(row, errors)
         if len(row[fmt.BUILDING]) > 50:
-            errors.append(_("The name is longer than %(count)d characters.") % {"count": 50})
+            errors.append(_("The name is longer than %(limit)d characters.") % {"limit": 50})
         self.clean = {"community": community, "name": row[fmt.BUILDING]}
 
     def existing(self):
@@ -343,7 +344,7 @@ class HouseholdResource(HouseholdKeyMixin, EstateResource):
     def check(self, row, errors):
         building = self.resolve_building(row, errors)
         if len(row[fmt.UNIT]) > 20:
-            errors.append(_("The unit is longer than %(count)d characters.") % {"count": 20})
+            errors.append(_("The unit is longer than %(limit)d characters.") % {"limit": 20})
         area = parse_decimal(row.get(fmt.AREA, ""), places=2, max_digits=8)
         if area is None or area <= 0:
             errors.append(
@@ -436,7 +437,7 @@ class ResidentResource(HouseholdKeyMixin, EstateResource):
         if not users and not name:
             errors.append(_("“%(column)s” is empty.") % {"column": fmt.NAME})
         if len(name) > 64:
-            errors.append(_("The name is longer than %(count)d characters.") % {"count": 64})
+            errors.append(_("The name is longer than %(limit)d characters.") % {"limit": 64})
         self.clean = {
             "household": household,
             "user": users[0] if len(users) == 1 else None,
@@ -502,7 +503,9 @@ class ServiceRowResource(resources.Resource):
     "created" / "updated" / "unchanged". A ValidationError or a Conflict refuses the row."""
 
     key_columns: tuple[str, ...] = ()
-    columns: tuple[str, ...] = ()
+
+    class Meta:
+        instance_loader_class = BaseInstanceLoader  # rows are found by the service, not here
 
     def __init__(self, *, centre: Centre, user: User | None = None):
         super().__init__()

@@ -201,6 +201,17 @@ MATRIX: dict[str, dict[str, str]] = {
         "GET":    "200   200   200   200   200   200   200   200   200   200   200   200",
         "POST":   "302   302   302   302   302   302   302   302   302   302   302   302",
     },
+    # Meter readings entered by staff (billing/meter_views.py): the managing company's staff and
+    # the centre's admins. Whoever sees the estate in another role is refused (403); an estate
+    # out of sight is 404. The world's agreement has no metered item, so a POST re-renders the
+    # form with its error (200), writing nothing.
+    "meter-reading-estates": {
+        "GET":    "login 403   403   403   200   200   403   403   403   403   200   200",
+    },
+    "meter-reading-entry": {
+        "GET":    "login 403   403   404   200   404   403   404   403   404   200   404",
+        "POST":   "login 403   403   404   200   404   403   404   403   404   200   404",
+    },
     # --- Reports and repairs (repairs pages) -----------------------------------------------------
     #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm
     "repairs-mine": {

@@ -207,6 +207,18 @@ SPECS: dict[str, Spec] = {
             }
         }
     ),
+    "meter-reading-estates": Spec(),
+    "meter-reading-entry": Spec(
+        kwargs=PK["community"],
+        bodies={
+            "POST": lambda w: {
+                "building": w.objects["household"].building_id,
+                "meter": "water",
+                "period": str(w.objects["period"]),
+                f"reading-{w.objects['household'].pk}": "12.5",
+            }
+        },
+    ),
     # --- repairs: pages ---
     "repairs-mine": Spec(),
     "repairs-new": Spec(
