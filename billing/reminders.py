@@ -6,7 +6,7 @@ repeated on the same day, or two runs at once, send nothing twice: the layer's u
 constraint on (person, channel, key) refuses the second. Opt-out and quiet hours are the layer's.
 """
 
-from datetime import date
+from datetime import date, datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -66,10 +66,12 @@ def residents_by_household(household_ids, *, on: date) -> dict[int, list]:
     return found
 
 
-def bill_reminders_send(*, today: date | None = None) -> int:
+def bill_reminders_send(*, today: date | None = None, at: datetime | None = None) -> int:
     """Send the reminders the schedule has for today; returns how many people were told (a
-    person reminded of two bills counts twice). Safe to run again: nothing goes twice."""
-    today = today or timezone.localdate()
+    person reminded of two bills counts twice). Safe to run again: nothing goes twice. `at`
+    (default: now) decides the quiet hours."""
+    at = at or timezone.now()
+    today = today or timezone.localdate(at)
     told = 0
     for step in ReminderStep.objects.filter(is_active=True):
         bills = list(
@@ -96,6 +98,7 @@ def bill_reminders_send(*, today: date | None = None) -> int:
                         link=reverse("bill-list"),
                         key=f"bill-reminder:{bill.pk}:{step.pk}:{n}",
                         params=bill_reminder_params(bill),
+                        at=at,
                     )
                     told += bool(created)
     return told
