@@ -618,3 +618,6 @@ def _audited_delete_selected(modeladmin, request, queryset):
 _audited_delete_selected.allowed_permissions = django_delete_selected.allowed_permissions
 _audited_delete_selected.short_description = django_delete_selected.short_description
 admin.site.add_action(_audited_delete_selected, "delete_selected")
+
+# The notifications layer: deliveries and each person's switches.
+from community import notification_admin  # noqa: E402, F401
