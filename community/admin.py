@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from community import audit, selectors, services
+from community.import_admin import EstateWorkbookAdminMixin
 from community.models import (
     Activity,
     ActivityCheckin,
@@ -176,7 +177,7 @@ class BuildingInline(admin.TabularInline):
 
 
 @admin.register(Community)
-class CommunityAdmin(CentreScopedAdmin):
+class CommunityAdmin(EstateWorkbookAdminMixin, CentreScopedAdmin):
     list_display = ["name", "centre", "company", "committee", "household_count"]
     list_filter = ["centre", "company"]
     search_fields = ["name", "address"]

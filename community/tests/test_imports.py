@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
 from openpyxl import Workbook, load_workbook
 
 from community import import_format as fmt
@@ -14,8 +19,14 @@ from community.imports import (
     estate_workbook_import,
     estate_workbook_template,
 )
-from community.models import Building, Community, Household, Residency, User
-from community.tests.factories import CentreFactory, CommunityFactory, PropertyCompanyFactory
+from community.models import Building, Community, Household, Residency, Role, User
+from community.permissions import CENTRE_ADMIN_GROUP
+from community.tests.factories import (
+    CentreFactory,
+    CommunityFactory,
+    PropertyCompanyFactory,
+    member,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -221,3 +232,119 @@ def test_the_shipped_template_is_the_generated_one():
         assert list(theirs[name].iter_rows(values_only=True)) == list(
             ours[name].iter_rows(values_only=True)
         )
+
+
+# --- Django admin: upload, dry run, confirm ---------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, centre):
+    admin = member(Role.CENTRE_ADMIN, centre=centre)
+    admin.is_staff = True
+    admin.save()
+    admin.groups.add(Group.objects.get(name=CENTRE_ADMIN_GROUP))
+    client.force_login(admin)
+    return client
+
+
+def upload(client, data: bytes, centre):
+    return client.post(
+        reverse("admin:community_community_import_workbook"),
+        {"centre": centre.pk, "file": SimpleUploadedFile("estate.xlsx", data)},
+    )
+
+
+def test_the_admin_dry_run_writes_nothing_and_the_confirmation_imports(
+    admin_client, centre, company
+):
+    page = admin_client.get(reverse("admin:community_community_import_workbook"))
+    assert page.status_code == 200
+    assert reverse("admin:community_community_workbook_template") in page.content.decode()
+    before = counts()
+
+    response = upload(admin_client, workbook(estate(company.name)), centre)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "data-dry-run-ok" in html and "data-confirm" in html
+    assert counts() == before
+
+    confirmed = admin_client.post(
+        reverse("admin:community_community_import_workbook"), {"token": response.context["token"]}
+    )
+    assert confirmed.status_code == 302
+    assert confirmed["Location"] == reverse("admin:community_community_changelist")
+    assert Household.objects.filter(building__community__centre=centre).count() == 3
+    assert Residency.objects.count() == 4
+
+
+def test_a_centre_admin_cannot_import_into_another_centres_estate(admin_client, centre, company):
+    other = CentreFactory(name="别的中心")
+    theirs = CommunityFactory(name="隔壁小区", centre=other, company=company)
+    theirs.buildings.create(name="1幢")
+    before = counts()
+    data = workbook({fmt.SHEET_HOUSEHOLDS: [["隔壁小区", "1幢", "101", "80"]]})
+
+    # Into their own centre, the other centre's estate is unknown.
+    response = upload(admin_client, data, centre)
+    assert response.status_code == 200
+    assert response.context["token"] == ""
+    assert "data-confirm" not in response.content.decode()
+    refused = response.context["report"].sheets[0].refused
+    assert [row.messages for row in refused] == [["Unknown community “隔壁小区”."]]
+
+    # The other centre cannot be chosen at all.
+    response = upload(admin_client, data, other)
+    assert response.status_code == 200
+    assert response.context["report"] is None
+    assert "centre" in response.context["form"].errors
+    assert counts() == before
+
+
+def test_a_forged_or_foreign_confirmation_imports_nothing(admin_client, centre, company, client):
+    colleague = member(Role.CENTRE_ADMIN, centre=centre)
+    colleague.is_staff = True
+    colleague.save()
+    colleague.groups.add(Group.objects.get(name=CENTRE_ADMIN_GROUP))
+    response = upload(admin_client, workbook(estate(company.name)), centre)
+    token = response.context["token"]
+    before = counts()
+    url = reverse("admin:community_community_import_workbook")
+
+    forged = admin_client.post(url, {"token": token[:-2] + "xx"})
+    assert forged.status_code == 200 and forged.context["report"] is None
+    assert [str(m) for m in get_messages(forged.wsgi_request)] == [
+        "This dry run has expired: upload the workbook again."
+    ]
+    # Another centre admin of the same centre cannot confirm this admin's dry run.
+    other_client = Client()
+    other_client.force_login(colleague)
+    assert other_client.post(url, {"token": token}).context["report"] is None
+    assert counts() == before
+
+
+def test_the_export_holds_only_the_admins_centre(admin_client, centre, company):
+    estate_workbook_import(data=workbook(estate(company.name)), centre=centre, dry_run=False)
+    other = CommunityFactory(name="隔壁小区", company=company)
+    other.buildings.create(name="9幢")
+    response = admin_client.get(
+        reverse("admin:community_community_export_workbook") + f"?centre={other.centre.pk}"
+    )
+    assert response.status_code == 200
+    book = load_workbook(io.BytesIO(response.content))
+    rows = list(book[fmt.SHEET_BUILDINGS].iter_rows(values_only=True))
+    assert rows == [(fmt.COMMUNITY, fmt.BUILDING), ("翰林苑", "1幢"), ("翰林苑", "2幢")]
+    template = admin_client.get(reverse("admin:community_community_workbook_template"))
+    assert template.status_code == 200
+    assert template["Content-Disposition"] == 'attachment; filename="linli-import-template.xlsx"'
+
+
+def test_staff_without_the_centre_admin_role_cannot_import(client, centre, company):
+    staff = member(Role.PROPERTY_STAFF, company=company)
+    staff.is_staff = True
+    staff.save()
+    client.force_login(staff)
+    before = counts()
+    response = upload(client, workbook(estate(company.name)), centre)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:index")
+    assert counts() == before
