@@ -65,9 +65,10 @@ def _ledger_stays_sound(request):
     )
     if not uses_db:
         return
+    from billing.charges import bill_totals_problems
     from billing.selectors import ledger_problems
 
-    problems = ledger_problems()
+    problems = ledger_problems() + bill_totals_problems()
     assert problems == [], f"ledger unsound after {request.node.nodeid}: {problems}"
 
 

@@ -75,6 +75,11 @@ class BillAdmin(CommunityScopedReadOnly):
     list_select_related = ["household__building__community"]
     actions = ["waive"]
 
+    def get_inlines(self, request, obj):
+        from billing.charges_admin import BillLineInline
+
+        return [BillLineInline]
+
     @admin.action(
         description=gettext_lazy("Waive the selected unpaid bills"), permissions=["change"]
     )
@@ -368,6 +373,10 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 
 # Registered by their own modules: the desk's closed days (and the desk-aware payment list), the
 # gateways' daily statements.
-from billing import desk_admin, reconciliation_admin  # noqa: E402, F401
-# The bill reminder schedule.
-from billing import reminder_admin  # noqa: E402, F401
+# The bill reminder schedule. Fee items, meter readings, late-fee and discount rules.
+from billing import (  # noqa: E402, F401
+    charges_admin,
+    desk_admin,
+    reconciliation_admin,
+    reminder_admin,
+)

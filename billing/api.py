@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from billing import selectors, services
 from billing.gateways import UnknownGateway, enabled_gateways, get_gateway
 from billing.gateways.base import NotificationRejected
-from billing.models import Bill, Payment, Payout, Refund
+from billing.models import Bill, BillLine, Payment, Payout, Refund
 from community import selectors as community_selectors
 from community.models import Role
 from community.periods import Period
@@ -69,9 +69,30 @@ class PeriodField(serializers.CharField):
 # --- bills ------------------------------------------------------------------------------------
 
 
+class BillLineSerializer(serializers.ModelSerializer):
+    """One line of a bill: a charge item, the late fee, a prepayment discount (negative) or
+    opening arrears. A waived late fee stays listed with `waived` true and counts for nothing."""
+
+    waived = serializers.BooleanField(source="is_waived", read_only=True)
+
+    class Meta:
+        model = BillLine
+        fields = [
+            "kind",
+            "name",
+            "quantity",
+            "unit",
+            "unit_price",
+            "amount",
+            "settlement",
+            "waived",
+        ]
+
+
 class BillSerializer(serializers.ModelSerializer):
     # Void bills are never served (selectors.bill_list), so the contract's four statuses.
     status = serializers.ChoiceField(choices=Bill.live_status_choices(), read_only=True)
+    lines = BillLineSerializer(many=True, read_only=True)
 
     class Meta:
         model = Bill
@@ -86,6 +107,7 @@ class BillSerializer(serializers.ModelSerializer):
             "due_date",
             "is_prepaid",
             "overdue_since",
+            "lines",
         ]
 
 
@@ -113,7 +135,7 @@ class BillListView(generics.ListAPIView):
     filterset_class = BillFilter
 
     def get_queryset(self):
-        return selectors.bill_list(user=self.request.user)
+        return selectors.bill_list(user=self.request.user).prefetch_related("lines")
 
 
 class PrepayInputSerializer(serializers.Serializer):

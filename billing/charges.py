@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -780,23 +780,19 @@ def late_fee_waive(*, line: BillLine, by: User, reason: str) -> BillLine:
 
 
 def bill_totals_problems() -> list[str]:
-    """Bills with lines whose amount or pass-through part differs from their lines' sums."""
-    live = ~Q(lines__waived_at__isnull=False)
-    problems = []
-    rows = (
-        Bill.objects.filter(lines__isnull=False)
-        .annotate(
-            lines_total=Sum("lines__amount", filter=live),
-            lines_passthrough=Sum(
-                "lines__amount", filter=live & Q(lines__settlement=Settlement.PASSTHROUGH)
-            ),
-        )
-        .values_list("pk", "amount", "passthrough_amount", "lines_total", "lines_passthrough")
-        .distinct()
+    """Bills with lines whose amount or pass-through part differs from their lines' sums.
+    Summed in Python with Decimal: SQLite would sum numerics as floating point."""
+    sums: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    lines = BillLine.objects.filter(waived_at__isnull=True).values_list(
+        "bill_id", "amount", "settlement"
     )
-    for pk, amount, passthrough, total, pt_total in rows:
-        if amount != (total or ZERO) or passthrough != (pt_total or ZERO):
-            problems.append(
-                f"bill {pk}: amount {amount} / {passthrough}, lines {total} / {pt_total}"
-            )
-    return problems
+    for bill_id, amount, settlement in lines.iterator(chunk_size=5000):
+        sums[bill_id][0] += amount
+        if settlement == Settlement.PASSTHROUGH:
+            sums[bill_id][1] += amount
+    bills = Bill.objects.filter(lines__isnull=False).distinct()
+    return [
+        f"bill {pk}: amount {amount}, pass-through {passthrough}; lines {sums[pk]}"
+        for pk, amount, passthrough in bills.values_list("pk", "amount", "passthrough_amount")
+        if [amount, passthrough] != sums[pk]
+    ]

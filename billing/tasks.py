@@ -43,6 +43,15 @@ def send_bill_reminders() -> int:
 
 
 @shared_task
+def assess_late_fees() -> int:
+    """Daily, before the reminders: each overdue bill's late fee brought up to today under its
+    estate's rule (one line per bill, raised in place; a rerun the same day changes nothing)."""
+    from billing import charges
+
+    return charges.late_fees_assess()
+
+
+@shared_task
 def expire_stale_payments() -> int:
     """Every few minutes: ask the gateway about payments nobody completed in time, then complete
     or expire them (freeing their bills)."""

@@ -44,6 +44,16 @@ CENTRE_ADMIN_PERMISSIONS = {
         "deskdayclose": ["view"],
         "reconciliation": ["view", "change"],
         "reconciliationline": ["view"],
+        # Fee items and rules are the centre's to set for its estates (the rules for every
+        # estate are a superuser's); readings are entered on the staff page or imported; a
+        # bill line's "change" is the late-fee waiver (billing.charges_admin).
+        "chargeitem": ["view", "add", "change"],
+        "chargetier": ["view", "add", "change", "delete"],
+        "chargesubscription": ["view", "add", "change", "delete"],
+        "meterreading": ["view"],
+        "latefeerule": ["view", "add", "change"],
+        "prepaydiscountrule": ["view", "add", "change"],
+        "billline": ["view", "change"],
     },
     # Ticket categories (with their SLA hours) are the centre's to set; tickets are read-only
     # in admin, their state moves only through repairs.services.

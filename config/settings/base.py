@@ -393,13 +393,6 @@ if not 1 <= ALLIANCE_FINALIZE_DAY <= 28:
 # Seconds between two refreshes of the staff's ratings page in the browser.
 ALLIANCE_RATINGS_REFRESH_SECONDS = env.int("ALLIANCE_RATINGS_REFRESH_SECONDS", default=30)
 
-# --- Celery ---------------------------------------------------------------------------------
-# No broker configured: run tasks eagerly in the calling process (embedded default).
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL or None)
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
-CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_TIMEZONE = TIME_ZONE
 # --- Notifications (community/notifications.py) -------------------------------------------
 # Quiet hours in the site's time zone, "HH:MM-HH:MM" (may wrap past midnight; empty: none). Text
 # and WeChat messages due inside the window are held and sent when it ends; in-app and e-mail
@@ -439,6 +432,13 @@ WECHAT_MP_FIELDS = {
     "ticket_update": env.dict("WECHAT_MP_FIELDS_TICKET_UPDATE", default={}),
 }
 
+# --- Celery ---------------------------------------------------------------------------------
+# No broker configured: run tasks eagerly in the calling process (embedded default).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL or None)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -470,13 +470,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.generate_bills",
         "schedule": crontab(day_of_month=1, hour=1, minute=5),
     },
-    "billing-mark-overdue": {
-        "task": "billing.tasks.mark_overdue_bills",
-        "schedule": crontab(hour=9, minute=0),
-    },
-    "billing-expire-stale-payments": {
-        "task": "billing.tasks.expire_stale_payments",
-        "schedule": crontab(minute="*/5"),
     # Bill reminders by the schedule held as data (billing.ReminderStep); those due in the quiet
     # hours wait for their end. Text/WeChat messages held or waiting for a retry go out with
     # the sweep.
@@ -488,6 +481,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "community.tasks.send_due_deliveries",
         "schedule": crontab(minute="*/10"),
     },
+    # Late fees first, so the morning's reminders show what is owed today.
+    "billing-assess-late-fees": {
+        "task": "billing.tasks.assess_late_fees",
+        "schedule": crontab(hour=0, minute=40),
+    },
+    "billing-mark-overdue": {
+        "task": "billing.tasks.mark_overdue_bills",
+        "schedule": crontab(hour=9, minute=0),
+    },
+    "billing-expire-stale-payments": {
+        "task": "billing.tasks.expire_stale_payments",
+        "schedule": crontab(minute="*/5"),
     },
     "billing-run-due-payouts": {
         "task": "billing.tasks.run_due_payouts",
