@@ -70,6 +70,7 @@ class _Styles:
     text: ParagraphStyle
     small: ParagraphStyle
     number: ParagraphStyle
+    small_number: ParagraphStyle
     heading: ParagraphStyle
 
 
@@ -85,6 +86,14 @@ def _styles(font: str) -> _Styles:
             "small", parent=text, fontSize=8.5, leading=12, textColor=colors.HexColor("#555555")
         ),
         number=ParagraphStyle("number", parent=text, alignment=2),
+        small_number=ParagraphStyle(
+            "small_number",
+            parent=text,
+            fontSize=8.5,
+            leading=12,
+            alignment=2,
+            textColor=colors.HexColor("#555555"),
+        ),
         heading=ParagraphStyle("heading", parent=text, fontSize=12, leading=18, spaceBefore=8),
     )
 
@@ -190,7 +199,9 @@ def render_receipt(*, payment: Payment, items: list[PaymentItem], refunds: list[
             if line.waived_at:
                 label = f"{label} ({_('waived')})"
             line_rows.append(len(rows))
-            rows.append(["", _p(label, st.small), "", "", _p(money_text(line.amount), st.small)])
+            rows.append(
+                ["", _p(label, st.small), "", "", _p(money_text(line.amount), st.small_number)]
+            )
     rows.append(["", "", "", _p(_("Total"), st.number), _p(money_text(payment.amount), st.number)])
     bills_table = Table(
         rows, colWidths=[20 * mm, None, 22 * mm, 20 * mm, 30 * mm], repeatRows=1, hAlign="LEFT"

@@ -5,37 +5,19 @@ paid has none (409), someone else's is not there (404), a missing font is explai
 The estate: one household of 100 m² at 1.20 yuan/m²/month, its owner paying two months of
 120.00 each. Bill lines on the receipt: test_bill_lines_shown.py."""
 
-import os
 from decimal import Decimal
-from io import BytesIO
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
-from pypdf import PdfReader
 
 from billing import services
 from billing.models import Bill, Payment
 from billing.tests.factories import BillFactory, desk_pay, estate, pay
+from billing.tests.pdf import embedded_fonts, pdf_text, require_receipt_font
 from community.models import Role
 from community.tests.factories import HouseholdFactory, member, resident
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def font():
-    """The receipts' font must be on this machine (.ci/run installs fonts-wqy-microhei). Without
-    it these tests are skipped locally and fail under LINLI_REQUIRE_SERVICES=1 (CI)."""
-    if not Path(settings.RECEIPT_PDF_FONT).is_file():
-        reason = (
-            f"needs the receipts' font {settings.RECEIPT_PDF_FONT}: "
-            "apt-get install fonts-wqy-microhei"
-        )
-        if os.environ.get("LINLI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason} (LINLI_REQUIRE_SERVICES=1: this run must not skip it)")
-        pytest.skip(reason)
 
 
 @pytest.fixture
@@ -55,28 +37,8 @@ def world():
     }
 
 
-def pdf_text(content: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(BytesIO(content)).pages)
-
-
-def embedded_fonts(content: bytes) -> dict[str, list[str]]:
-    """BaseFont → the font-file keys of its descriptor (FontFile, FontFile2, FontFile3), for
-    every font a page of the PDF uses (descendant fonts of Type0 fonts included)."""
-    found = {}
-    for page in PdfReader(BytesIO(content)).pages:
-        for ref in page["/Resources"]["/Font"].values():
-            fonts = [ref.get_object()]
-            fonts += [d.get_object() for d in fonts[0].get("/DescendantFonts", [])]
-            for pdf_font in fonts:
-                descriptor = pdf_font.get("/FontDescriptor")
-                descriptor = {} if descriptor is None else descriptor.get_object()
-                found[str(pdf_font["/BaseFont"])] = sorted(
-                    key for key in descriptor if key.startswith("/FontFile")
-                )
-    return found
-
-
-def test_the_receipt_pdf_has_the_payment_in_chinese_with_the_font_embedded(client, world, font):
+def test_the_receipt_pdf_has_the_payment_in_chinese_with_the_font_embedded(client, world):
+    require_receipt_font()
     payment = pay(world["owner"], world["bills"])
     client.force_login(world["owner"])
 
@@ -113,7 +75,8 @@ def test_the_receipt_pdf_has_the_payment_in_chinese_with_the_font_embedded(clien
     assert len(response.content) < 200_000
 
 
-def test_amounts_are_exact_to_the_fen_with_thousands_grouped(client, world, font):
+def test_amounts_are_exact_to_the_fen_with_thousands_grouped(client, world):
+    require_receipt_font()
     big = BillFactory(household=world["home"], period="2019-10", amount=Decimal("1234.05"))
     payment = pay(world["owner"], [big])
     client.force_login(world["owner"])
@@ -124,7 +87,8 @@ def test_amounts_are_exact_to_the_fen_with_thousands_grouped(client, world, font
     assert "1234.0" not in text.replace("1,234.05", "")
 
 
-def test_the_receipt_is_in_the_readers_language(client, world, font):
+def test_the_receipt_is_in_the_readers_language(client, world):
+    require_receipt_font()
     payment = pay(world["owner"], world["bills"])
     client.force_login(world["owner"])
     client.post(reverse("set_language"), {"language": "en", "next": "/"})
@@ -137,7 +101,8 @@ def test_the_receipt_is_in_the_readers_language(client, world, font):
     assert "¥240.00" in text
 
 
-def test_a_refunded_payment_lists_its_refunds(client, world, font):
+def test_a_refunded_payment_lists_its_refunds(client, world):
+    require_receipt_font()
     payment = pay(world["owner"], world["bills"])
     admin = member(Role.CENTRE_ADMIN, centre=world["community"].centre)
     refund, _created = services.payment_refund(
@@ -158,7 +123,8 @@ def test_a_refunded_payment_lists_its_refunds(client, world, font):
     assert "¥240.00" in text
 
 
-def test_a_desk_payment_names_its_method_and_reference(client, world, font):
+def test_a_desk_payment_names_its_method_and_reference(client, world):
+    require_receipt_font()
     cashier = member(Role.CENTRE_ADMIN, centre=world["community"].centre)
     payment = desk_pay(cashier, world["bills"][:1], method="transfer", reference="BANK-778")
     client.force_login(world["owner"])
@@ -170,7 +136,8 @@ def test_a_desk_payment_names_its_method_and_reference(client, world, font):
     assert "¥120.00" in text
 
 
-def test_the_centre_admin_of_the_estate_gets_the_receipt_too(client, world, font):
+def test_the_centre_admin_of_the_estate_gets_the_receipt_too(client, world):
+    require_receipt_font()
     payment = pay(world["owner"], world["bills"])
     client.force_login(member(Role.CENTRE_ADMIN, centre=world["community"].centre))
 
