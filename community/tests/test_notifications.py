@@ -494,3 +494,38 @@ def test_api_needs_sign_in(api_client):
     assert api_client.get("/api/v1/me/notifications/").status_code == 401
     assert api_client.patch("/api/v1/me/notifications/", {"sms": False}).status_code == 401
     assert NotificationPreference.objects.count() == 0
+
+
+# --- settings: off until configured ---------------------------------------------------------------
+
+
+def test_sms_settings_are_off_by_default_and_refuse_half_a_configuration():
+    from tests.test_settings import run_django
+
+    show = (
+        "import django; django.setup(); from community import channels;"
+        "print(*channels.enabled_channels())"
+    )
+    off = run_django(["-c", show], {"DEBUG": "true"})
+    assert off.returncode == 0, off.stderr
+    assert off.stdout.split() == ["in_app", "email"]
+    half = run_django(["-c", show], {"DEBUG": "true", "LINLI_SMS_PROVIDER": "aliyun"})
+    assert half.returncode != 0
+    assert (
+        "ALIYUN_SMS_ACCESS_KEY_ID, ALIYUN_SMS_ACCESS_KEY_SECRET, ALIYUN_SMS_SIGN_NAME required"
+        in half.stderr
+    )
+    on = run_django(
+        ["-c", show],
+        {
+            "DEBUG": "true",
+            "LINLI_SMS_PROVIDER": "aliyun",
+            "ALIYUN_SMS_ACCESS_KEY_ID": "id",
+            "ALIYUN_SMS_ACCESS_KEY_SECRET": "secret",
+            "ALIYUN_SMS_SIGN_NAME": "Linli",
+            "WECHAT_MP_APPID": "wx",
+            "WECHAT_MP_SECRET": "s",
+        },
+    )
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.split() == ["in_app", "email", "sms", "wechat"]
