@@ -13,6 +13,7 @@ SCENARIOS = [
     "points_awards",
     "ticket_queue",
     "dashboard",
+    "estate_import",
 ]
 
 
