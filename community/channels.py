@@ -84,6 +84,8 @@ def send(delivery: Delivery) -> str:
 
 
 def send_email(delivery: Delivery) -> str:
+    if not delivery.user.email:  # removed since the message was queued
+        raise SendError("no e-mail address", retryable=False)
     try:
         mail.send_mail(
             delivery.title,

@@ -361,6 +361,16 @@ def test_network_errors_are_retried_until_the_last_attempt(provider):
     assert len(provider.requests) == notifications.MAX_ATTEMPTS
 
 
+def test_an_address_removed_after_queueing_fails_without_sending():
+    user = UserFactory(email="owner@example.org")
+    notifications.notify(user=user, kind=Kind.TICKET_UPDATE, title="x", key="k", at=NOON)
+    user.email = ""
+    user.save(update_fields=["email"])
+    email = Delivery.objects.get(user=user, channel=Channel.EMAIL)
+    assert notifications.delivery_send(delivery_id=email.pk, now=NOON) == "failed"
+    assert mail.outbox == []
+
+
 # --- WeChat subscription messages ----------------------------------------------------------------
 
 
