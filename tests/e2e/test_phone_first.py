@@ -132,6 +132,8 @@ def test_resident_pages_fit_a_phone_and_pass_axe(axe_context, demo):
     check()
     page.locator("a[href$='/receipt/']").click()
     check()
+    page.goto("/payments/")  # the payment history, with the payment just made
+    check()
     for listing, item in [
         ("/repairs/", "main article a[href^='/repairs/']"),
         ("/activities/", "main article a[href^='/activities/']"),
