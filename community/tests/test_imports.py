@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
@@ -348,3 +349,35 @@ def test_staff_without_the_centre_admin_role_cannot_import(client, centre, compa
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:index")
     assert counts() == before
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_the_command_dry_runs_imports_and_refuses_with_a_non_zero_exit(tmp_path, centre, company):
+    good = tmp_path / "estate.xlsx"
+    good.write_bytes(workbook(estate(company.name)))
+    out = io.StringIO()
+    call_command("import_estate", str(good), "--centre", str(centre.pk), "--dry-run", stdout=out)
+    assert f"{fmt.SHEET_HOUSEHOLDS}: new 3, update 0, skip 0, invalid 0, error 0" in out.getvalue()
+    assert out.getvalue().rstrip().endswith("Dry run: nothing was written.")
+    assert Household.objects.count() == 0
+
+    sheets = estate(company.name)
+    sheets[fmt.SHEET_HOUSEHOLDS].append(["翰林苑", "1幢", "105", "abc"])
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(workbook(sheets))
+    err = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("import_estate", str(bad), "--centre", str(centre.pk), stderr=err)
+    assert str(refused.value) == "Refused: 1 rows, 0 file errors. Nothing was written."
+    assert f"{fmt.SHEET_HOUSEHOLDS} 5: invalid 翰林苑 1幢 105 — “abc” is not a floor area" in (
+        err.getvalue()
+    )
+    assert counts()[:4] == (0, 0, 0, 0)
+
+    call_command("import_estate", str(good), "--centre", str(centre.pk), stdout=io.StringIO())
+    assert Household.objects.count() == 3
+    exported = tmp_path / "out.xlsx"
+    call_command("export_estate", str(exported), "--centre", str(centre.pk), stdout=io.StringIO())
+    assert load_workbook(exported).sheetnames[:4] == list(COLUMNS)
