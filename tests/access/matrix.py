@@ -484,6 +484,17 @@ MATRIX: dict[str, dict[str, str]] = {
     "api-redemption-cancel": {
         "POST":   "401   403   404   404   404   404   404   404   404   404   200   404",
     },
+    # --- Notification settings (community/notifications.py) --------------------------------------
+    #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm
+    # Everyone's own switches: nothing of anyone else's is named, so every signed-in role may.
+    "notification-settings": {
+        "GET":    "login 200   200   200   200   200   200   200   200   200   200   200",
+        "POST":   "login 302   302   302   302   302   302   302   302   302   302   302",
+    },
+    "api-notification-settings": {
+        "GET":    "401   200   200   200   200   200   200   200   200   200   200   200",
+        "PATCH":  "401   200   200   200   200   200   200   200   200   200   200   200",
+    },
     # --- API docs (public: the contract for third-party clients) ---------------------------------
     #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm
     "api-docs": {
@@ -497,17 +508,6 @@ MATRIX: dict[str, dict[str, str]] = {
 # and change pages are scoped to their centre; everyone else is sent to the admin's sign-in.
 # fmt: off
 ADMIN_ROWS: dict[str, dict[str, str]] = {
-    # --- Notification settings (community/notifications.py) --------------------------------------
-    #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm
-    # Everyone's own switches: nothing of anyone else's is named, so every signed-in role may.
-    "notification-settings": {
-        "GET":    "login 200   200   200   200   200   200   200   200   200   200   200",
-        "POST":   "login 302   302   302   302   302   302   302   302   302   302   302",
-    },
-    "api-notification-settings": {
-        "GET":    "401   200   200   200   200   200   200   200   200   200   200   200",
-        "PATCH":  "401   200   200   200   200   200   200   200   200   200   200   200",
-    },
     #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm
     "admin:index": {
         "GET":    "login login login login login login login login login login 200   200",

@@ -389,6 +389,9 @@ SPECS: dict[str, Spec] = {
     "api-redemption-cancel": Spec(
         kwargs=PK["redemption"], bodies={"POST": lambda w: {"reason": "不需要了"}}
     ),
+    # --- notification settings ---
+    "notification-settings": Spec(bodies={"POST": lambda w: {"bill_reminders": "on"}}),
+    "api-notification-settings": Spec(bodies={"PATCH": lambda w: {"sms": False}}),
     # --- Django admin, spot checks (matrix.ADMIN_ROWS) ---
     "admin:index": Spec(),
     "admin:community_household_changelist": Spec(),
@@ -399,9 +402,6 @@ SPECS: dict[str, Spec] = {
     # --- the API's browsable docs ---
     "api-docs": Spec(),
 }
-    # --- notification settings ---
-    "notification-settings": Spec(bodies={"POST": lambda w: {"bill_reminders": "on"}}),
-    "api-notification-settings": Spec(bodies={"PATCH": lambda w: {"sms": False}}),
 
 
 # --- the URL configuration --------------------------------------------------------------------
