@@ -128,8 +128,8 @@ def household_text(household) -> str:
 def line_text(line) -> str:
     """One bill line as "name  quantity unit × unit price", "物业费  100 m² × ¥1.20" (the receipt
     and the bills page)."""
-    unit = getattr(line, "unit", "")
-    quantity = f"{_quantity(line.quantity)} {unit}" if unit else _quantity(line.quantity)
+    quantity = _quantity(line.quantity)
+    quantity = f"{quantity} {line.unit}" if line.unit else quantity
     return f"{line.name}  {quantity} × {_unit_price(line.unit_price)}"
 
 
@@ -194,7 +194,7 @@ def render_receipt(*, payment: Payment, items: list[PaymentItem], refunds: list[
                 _p(money_text(item.amount), st.number),
             ]
         )
-        for line in bill.lines.all() if hasattr(bill, "lines") else ():
+        for line in bill.lines.all():
             label = line_text(line)
             if line.waived_at:
                 label = f"{label} ({_('waived')})"

@@ -71,19 +71,12 @@ def payment_get(*, user: User, payment_id) -> Payment:
     return payment_list(user=user).get(pk=payment_id)
 
 
-def _with_lines(qs: QuerySet, bill_path: str = "") -> QuerySet:
-    """Prefetch each bill's lines (charges, late fees, discounts), where bills have lines."""
-    if not hasattr(Bill, "lines"):
-        return qs
-    return qs.prefetch_related(f"{bill_path}lines")
-
-
 def resident_bill_list(*, user: User, households) -> QuerySet[Bill]:
     """The bills of the resident's own households for the bills page, each with `in_payment`
     (inside a payment still in progress, so not payable now) and its lines prefetched."""
     open_items = PaymentItem.objects.filter(bill=OuterRef("pk"), is_open=True)
     qs = bill_list(user=user).filter(household__in=households)
-    return _with_lines(qs.annotate(in_payment=Exists(open_items)))
+    return qs.annotate(in_payment=Exists(open_items)).prefetch_related("lines")
 
 
 def bill_payable_list(*, user: User, household_id) -> QuerySet[Bill]:
@@ -121,7 +114,7 @@ def payment_receipt_items(*, payment: Payment) -> QuerySet[PaymentItem]:
     items = payment.items.select_related("bill__household__building__community").order_by(
         "bill__period", "bill_id"
     )
-    return _with_lines(items, "bill__")
+    return items.prefetch_related("bill__lines")
 
 
 def payment_get_for_admin(*, user: User, payment_id) -> Payment:
