@@ -539,3 +539,32 @@ def test_sms_settings_are_off_by_default_and_refuse_half_a_configuration():
     )
     assert on.returncode == 0, on.stderr
     assert on.stdout.split() == ["in_app", "email", "sms", "wechat"]
+
+
+# --- beat ---------------------------------------------------------------------------------------
+
+
+def test_the_beat_names_registered_tasks():
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    for entry in ["billing-send-bill-reminders", "community-send-due-deliveries"]:
+        assert settings.CELERY_BEAT_SCHEDULE[entry]["task"] in app.tasks
+
+
+@override_settings(**SMS_ON, NOTIFY_QUIET_HOURS="21:00-08:00")
+def test_the_sweep_task_sends_what_the_quiet_hours_held(provider, monkeypatch):
+    from community import tasks
+
+    user = UserFactory(phone="13800138000", email="")
+    notifications.notify(user=user, kind=Kind.BILL_REMINDER, title="x", key="k", at=NIGHT)
+    clock = {"now": datetime(2026, 3, 3, 7, 55, tzinfo=SHANGHAI)}
+    monkeypatch.setattr(notifications.timezone, "now", lambda: clock["now"])
+    assert tasks.send_due_deliveries.delay().get() == 0
+    assert provider.requests == []
+    clock["now"] = datetime(2026, 3, 3, 8, 5, tzinfo=SHANGHAI)
+    assert tasks.send_due_deliveries.delay().get() == 1
+    assert Delivery.objects.get(user=user, channel=Channel.SMS).status == "sent"
+    assert len(provider.requests) == 1
