@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from kombu.exceptions import OperationalError
 
 from community import channels
 from community.models import Notice, User
@@ -207,7 +208,16 @@ def _write_notice(*, user: User, title: str, body: str, link: str, key: str | No
 def _send_after_commit(delivery_id: int) -> None:
     from community.tasks import send_delivery  # tasks import this module
 
-    transaction.on_commit(lambda: send_delivery.delay(delivery_id))
+    def queue():
+        try:
+            send_delivery.delay(delivery_id)
+        except OperationalError:
+            # The broker is down: the reminder is committed as pending, and the sweep
+            # (send_due_deliveries) sends it after ORPHAN_MINUTES. The request that notified
+            # must not fail for it.
+            logger.warning("delivery %s not queued (broker unreachable)", delivery_id)
+
+    transaction.on_commit(queue)
 
 
 # --- sending ------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ only for retryable errors, the settings page and API. Only the HTTP boundary is 
 (channels.TRANSPORT, an httpx.MockTransport)."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -568,3 +568,24 @@ def test_the_sweep_task_sends_what_the_quiet_hours_held(provider, monkeypatch):
     assert tasks.send_due_deliveries.delay().get() == 1
     assert Delivery.objects.get(user=user, channel=Channel.SMS).status == "sent"
     assert len(provider.requests) == 1
+
+
+def test_a_broker_outage_leaves_the_message_for_the_sweep(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    from community import tasks
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks.send_delivery, "delay", down)
+    user = UserFactory(email="owner@example.org")
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications.notify(user=user, kind=Kind.TICKET_UPDATE, title="x", key="k", at=NOON)
+    email = Delivery.objects.get(user=user, channel=Channel.EMAIL)
+    assert email.status == "pending"
+    assert mail.outbox == []
+    later = email.created_at + timedelta(minutes=notifications.ORPHAN_MINUTES)
+    assert notifications.deliveries_due(now=later) == [email.pk]
