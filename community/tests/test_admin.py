@@ -64,3 +64,33 @@ def test_centre_admin_can_add_a_household_to_their_estate_only(centre_admin_clie
     accepted = client.post(url, {**base, "building": our_building.pk})
     assert accepted.status_code == 302
     assert Household.objects.get(building=our_building).unit == "101"
+
+
+def test_centre_admin_cannot_import_a_workbook_into_another_centres_estate(centre_admin_client):
+    # The full flow is in community/tests/test_imports.py; here the scoping, as for the forms.
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from openpyxl import Workbook
+
+    client, ours, other = centre_admin_client
+    other.buildings.create(name="1幢")
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "房屋"
+    sheet.append(["小区", "楼栋", "单元/房号", "面积(㎡)"])
+    sheet.append([other.name, "1幢", "101", "80"])
+    data = io.BytesIO()
+    book.save(data)
+    url = reverse("admin:community_community_import_workbook")
+    for centre in (ours.centre, other.centre):
+        response = client.post(
+            url, {"centre": centre.pk, "file": SimpleUploadedFile("e.xlsx", data.getvalue())}
+        )
+        assert response.status_code == 200
+        assert response.context["token"] == ""
+    refused = client.post(
+        url, {"centre": ours.centre.pk, "file": SimpleUploadedFile("e.xlsx", data.getvalue())}
+    ).context["report"]
+    assert refused.sheets[0].refused[0].messages == [f"Unknown community “{other.name}”."]
+    assert not Household.objects.filter(building__community=other).exists()
