@@ -26,14 +26,14 @@ from decimal import Decimal, InvalidOperation
 
 import tablib
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export import resources
 from import_export.fields import Field
 from import_export.instance_loaders import BaseInstanceLoader
-from import_export.results import RowResult
+from import_export.results import Error, RowResult
 
 from community import import_format as fmt
 from community.models import (
@@ -173,10 +173,47 @@ class EstateResource(resources.ModelResource):
         return not self.new and not self.changed
 
     def save_instance(self, instance, is_create, row, **kwargs):
+        if self._meta.use_bulk:
+            # The sheets of thousands of rows (households, residents) are written with
+            # bulk_create / bulk_update in batches; a database error there is reported as an
+            # error of the whole import, which is then rolled back.
+            self.prepare_bulk(instance, is_create)
+            super().save_instance(instance, is_create, row, **kwargs)
+            return
         # Each row's writes are checked before they are made; the savepoint keeps a database
         # error (a race with another writer) from breaking the import's transaction.
         with transaction.atomic():
             self.write(instance)
+
+    def prepare_bulk(self, instance, is_create) -> None:
+        pass
+
+    def bulk_prepare(self, batch_size) -> None:
+        """Writes a batch needs before its own rows (a resident's new account)."""
+
+    # django-import-export's bulk_create and bulk_update catch a database error inside the
+    # import's transaction, which PostgreSQL then refuses to go on with; a savepoint of their
+    # own keeps the error a reported one (and the import is rolled back as a whole).
+    def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        try:
+            with transaction.atomic():
+                self.bulk_prepare(batch_size)
+                self._meta.model.objects.bulk_create(self.create_instances, batch_size=batch_size)
+        except DatabaseError as exc:
+            self.handle_import_error(result, exc, raise_errors)
+        finally:
+            self.create_instances.clear()
+
+    def bulk_update(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        try:
+            with transaction.atomic():
+                self._meta.model.objects.bulk_update(
+                    self.update_instances, self.get_bulk_update_fields(), batch_size=batch_size
+                )
+        except DatabaseError as exc:
+            self.handle_import_error(result, exc, raise_errors)
+        finally:
+            self.update_instances.clear()
 
     def write(self, instance) -> None:
         instance.save()
@@ -336,6 +373,11 @@ class HouseholdResource(HouseholdKeyMixin, EstateResource):
         fields = ("community", "building", "unit", "area")
         import_id_fields = ("community", "building", "unit")
         skip_diff = True
+        use_bulk = True
+        batch_size = 1000
+
+    def get_bulk_update_fields(self):
+        return ["area"]
 
     def load(self, dataset):
         self.load_households()
@@ -388,12 +430,18 @@ class ResidentResource(HouseholdKeyMixin, EstateResource):
         fields = ("community", "building", "unit", "name", "phone", "relation")
         import_id_fields = ("community", "building", "unit", "phone")
         skip_diff = True
+        use_bulk = True
+        batch_size = 1000
+
+    def get_bulk_update_fields(self):
+        return ["relation"]
 
     def load(self, dataset):
         self.load_households()
         phones = sorted({cell_text(v) for v in dataset[fmt.PHONE]} - {""})
         self.users: dict[str, list[User]] = {}
         self.usernames: set[str] = set()
+        self.new_users: list[User] = []
         for chunk in _chunks(phones):
             for user in User.objects.filter(phone__in=chunk):
                 self.users.setdefault(user.phone, []).append(user)
@@ -457,17 +505,19 @@ class ResidentResource(HouseholdKeyMixin, EstateResource):
     def apply(self, instance):
         return self._set(instance, relation=self.clean["relation"])
 
-    def write(self, instance):
-        if instance.pk is not None:
-            instance.save(update_fields=["relation"])
-            return
-        instance.user = self.clean["user"] or self._new_user()
+    def prepare_bulk(self, instance, is_create):
         # What residency_start's full_clean checks, the row has checked already against the
         # caches (the household is the centre's, the relation known, no open residency of this
-        # person there); its per-row validation queries were most of a 5,000-row import's time.
-        # The database's constraints still stand behind it.
-        instance.save()
-        self.residencies[(instance.user_id, instance.household_id)] = instance
+        # person there); the database's constraints still stand behind the bulk insert.
+        if is_create:
+            instance.user = self.clean["user"] or self._new_user()
+
+    def bulk_prepare(self, batch_size) -> None:
+        # The batch's new accounts first, so that its residencies can point at them.
+        try:
+            User.objects.bulk_create(self.new_users, batch_size=batch_size)
+        finally:
+            self.new_users.clear()
 
     def _new_user(self) -> User:
         phone = self.clean["phone"]
@@ -476,7 +526,7 @@ class ResidentResource(HouseholdKeyMixin, EstateResource):
             username = f"{phone}-{secrets.token_hex(3)}"
         user = User(username=username, phone=phone, display_name=self.clean["name"])
         user.set_unusable_password()  # they set one when invited (password reset)
-        user.save()
+        self.new_users.append(user)
         self.usernames.add(username)
         self.users[phone] = [user]
         return user
@@ -559,6 +609,9 @@ class ServiceRowResource(resources.Resource):
         except Conflict as exc:
             result.import_type = RowResult.IMPORT_TYPE_INVALID
             result.validation_error = ValidationError(str(getattr(exc, "detail", exc)))
+        except Exception as exc:  # as django-import-export's own rows: reported, then rolled back
+            result.import_type = RowResult.IMPORT_TYPE_ERROR
+            result.errors.append(Error(exc, row=row, number=number))
         return result
 
     def check(self, row, errors: list[str]) -> dict:
