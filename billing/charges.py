@@ -680,7 +680,8 @@ def late_fee_for(bill: Bill, rule: LateFeeRule, today, current: Decimal) -> Deci
 def late_fees_assess(*, today=None) -> int:
     """Daily: bring every overdue bill's late fee line up to today under its estate's rule.
     A bill inside a pending payment keeps its amount until the payment ends (the payer is
-    paying what they were shown). Returns how many lines were added or raised."""
+    paying what they were shown); imported opening arrears take no late fee. Returns how many
+    lines were added or raised."""
     today = today or timezone.localdate()
     default, own = late_fee_rules()
     if default is None and not own:
@@ -690,6 +691,9 @@ def late_fees_assess(*, today=None) -> int:
             status__in=[Bill.Status.UNPAID, Bill.Status.PARTIALLY_PAID], due_date__lt=today
         )
         .exclude(payment_items__is_open=True)
+        # Opening arrears are the figure agreed when the estate came in, late fees of before
+        # included: a rule of ours does not reach back over them.
+        .exclude(lines__kind=BillLine.Kind.OPENING_ARREARS)
         .order_by("pk")
     )
     if default is None:

@@ -83,7 +83,11 @@ class Bill(models.Model):
     # The part of `amount` on pass-through lines (BillLine.Settlement.PASSTHROUGH): paid to the
     # company in full at the month's payout, never held back. Kept on the bill so a payment item
     # can take its pass-through share without reading the lines.
-    passthrough_amount = models.DecimalField(_("passed through"), default=0, **MONEY)
+    # db_default too: rows inserted in SQL without the column (bench/, earlier tools) are whole
+    # escrowed bills, as every bill was before pass-through lines.
+    passthrough_amount = models.DecimalField(
+        _("passed through"), default=0, db_default=0, **MONEY
+    )
     overdue_since = models.DateField(_("overdue since"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -278,7 +282,7 @@ class PaymentItem(models.Model):
     amount = models.DecimalField(_("amount"), **MONEY)
     # The part of `amount` that pays pass-through lines: a bill's money goes to its pass-through
     # lines first. The payout pays it to the company whole; only the rest is held back.
-    passthrough_amount = models.DecimalField(default=0, **MONEY)
+    passthrough_amount = models.DecimalField(default=0, db_default=0, **MONEY)
     is_open = models.BooleanField(default=True)
     refunded_amount = models.DecimalField(_("refunded"), default=0, **MONEY)
     payout = models.ForeignKey(

@@ -334,13 +334,17 @@ class Migration(migrations.Migration):
             model_name="bill",
             name="passthrough_amount",
             field=models.DecimalField(
-                decimal_places=2, default=0, max_digits=14, verbose_name="passed through"
+                decimal_places=2,
+                db_default=0,
+                default=0,
+                max_digits=14,
+                verbose_name="passed through",
             ),
         ),
         migrations.AddField(
             model_name="paymentitem",
             name="passthrough_amount",
-            field=models.DecimalField(decimal_places=2, default=0, max_digits=14),
+            field=models.DecimalField(decimal_places=2, db_default=0, default=0, max_digits=14),
         ),
         migrations.AddConstraint(
             model_name="bill",
