@@ -556,6 +556,9 @@ class ServiceRowResource(resources.Resource):
 
     class Meta:
         instance_loader_class = BaseInstanceLoader  # rows are found by the service, not here
+        # Not for bulk writes (there are none): it spares django-import-export's savepoint per
+        # row, as import_row below keeps one of its own around the service call.
+        use_bulk = True
 
     def __init__(self, *, centre: Centre, user: User | None = None):
         super().__init__()
