@@ -118,7 +118,9 @@ def meter_reading_entry(request, community_id: int):
         "period": str(Period.current()),
     }
     bound = {**initial, **{k: data[k] for k in ("building", "meter", "period") if data.get(k)}}
-    form = ChoiceForm(bound, buildings=buildings, meters=meters)
+    # Nothing to choose from (no building, no metered item): an unbound form, no field errors.
+    usable = request.method == "POST" or (buildings and meters)
+    form = ChoiceForm(bound if usable else None, buildings=buildings, meters=meters)
 
     rows, errors, typed = [], {}, {}
     if form.is_valid():

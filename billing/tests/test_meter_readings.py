@@ -264,3 +264,5 @@ def test_an_estate_without_metered_items_says_so(client):
     response = client.get(entry_url(community, period=str(Period.current())))
     assert response.status_code == 200
     assert "data-no-meters" in response.content.decode()
+    assert response.context["form"].errors == {}
+    assert response.context["rows"] == []
