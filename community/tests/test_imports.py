@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError
 from django.test import Client
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
@@ -381,3 +382,20 @@ def test_the_command_dry_runs_imports_and_refuses_with_a_non_zero_exit(tmp_path,
     exported = tmp_path / "out.xlsx"
     call_command("export_estate", str(exported), "--centre", str(centre.pk), stdout=io.StringIO())
     assert load_workbook(exported).sheetnames[:4] == list(COLUMNS)
+
+
+def test_a_database_error_in_a_batch_is_reported_and_the_whole_import_rolled_back(
+    centre, company, monkeypatch
+):
+    # As if another writer had added one of the households between the checks and the insert.
+    def refuse(*args, **kwargs):
+        raise IntegrityError("household_unique_unit_per_building")
+
+    monkeypatch.setattr(Household.objects, "bulk_create", refuse)
+    before = counts()
+    report = estate_workbook_import(
+        data=workbook(estate(company.name)), centre=centre, dry_run=False
+    )
+    assert not report.ok and not report.committed
+    assert report.errors == ["household_unique_unit_per_building"]
+    assert counts() == before
