@@ -10,7 +10,9 @@ import itself; then the same file again (every row unchanged, nothing written: i
 a second workbook with each household's water reading for the month, through
 billing.charges.meter_reading_record, dry run and import.
 
-Goal: the issue's "in minutes": dry run and import each < 120 s at 5,000 households. The limit
+Goal: the issue asks for "minutes"; held here to what one admin request may take, gunicorn's
+default 30 s timeout: the dry run and the import each < 30 s at 5,000 households, for the estate
+workbook and for a month's readings alike. The limit
 beside it, measured in the same run: writing the same households, accounts and residencies with
 bulk_create in one transaction (rolled back), the least the database must do for those rows;
 the ratio is the import's time over it.
@@ -39,8 +41,8 @@ from community.models import (
     User,
 )
 
-GOAL = "dry run and import each < 120 s for a 5,000-household estate"
-MAX_SECONDS = 120.0
+GOAL = "dry run and import each < 30 s (one admin request) for 5,000 households and their readings"
+MAX_SECONDS = 30.0
 HOUSEHOLDS = 5_000
 TINY_HOUSEHOLDS = 40
 PER_BUILDING = 100
@@ -145,9 +147,8 @@ def run(ctx: Context) -> Outcome:
     arrears_period = str(ctx.period.plus(-6))
     data = estate_workbook(households, company.name, arrears_period)
 
-    with profiled(ctx, "estate_import"):
-        dry, dry_seconds = _timed_import(data, centre, dry_run=True)
-        done, import_seconds = _timed_import(data, centre, dry_run=False)
+    dry, dry_seconds = _timed_import(data, centre, dry_run=True)
+    done, import_seconds = _timed_import(data, centre, dry_run=False)
     rows = sum(len(sheet.rows) for sheet in done.sheets)
     again, rerun_seconds = _timed_import(data, centre, dry_run=False)
 
@@ -188,6 +189,34 @@ def run(ctx: Context) -> Outcome:
     }
     assert dry.total("new") == rows and again.total("skip") == rows
     met = max(dry_seconds, import_seconds, readings_dry_seconds, readings_seconds) < MAX_SECONDS
+    explanation = (
+        "The estate's households and residents are written with bulk_create in batches of "
+        "1,000 after each row's own checks; communities, buildings, arrears and readings row "
+        "by row. Each meter reading is one billing.charges.meter_reading_record call (about "
+        "a dozen queries: the household's lock, the agreement and its metered item, the "
+        "previous reading, the month's bill), so readings are bounded by that service."
+    )
+    if not met:
+        slow = {
+            "dry run": dry_seconds,
+            "import": import_seconds,
+            "readings dry run": readings_dry_seconds,
+            "readings import": readings_seconds,
+        }
+        explanation += (
+            " Over 30 s: "
+            + ", ".join(
+                f"{name} {seconds:.1f} s"
+                for name, seconds in slow.items()
+                if seconds >= MAX_SECONDS
+            )
+            + " (the command has no such limit)."
+        )
+    if not met and not ctx.tiny:
+        with profiled(ctx, "estate_import") as written:  # untimed: a dry run of the readings
+            estate_workbook_import(data=readings, centre=centre, dry_run=True)
+        if written:
+            explanation += f" Profile: {written[0]}."
     return Outcome(
         scenario="estate_import",
         goal=GOAL,
@@ -195,9 +224,5 @@ def run(ctx: Context) -> Outcome:
         figures=figures,
         ratio=import_seconds / limit_seconds if limit_seconds else None,
         met=met,
-        explanation=(
-            "Each row is checked and written on its own (a savepoint each, so one bad row is "
-            "reported with its reason rather than failing the batch), and each resident's "
-            "residency goes through residency_start's full validation; bulk_create skips both."
-        ),
+        explanation=explanation,
     )
