@@ -418,7 +418,22 @@ def _bill_add(bill: Bill, amount: Decimal, *, passthrough: bool = False) -> None
 # --- meter readings and opening arrears (entered by staff, or imported) ------------------------
 
 
-def _metered_item(household: Household, meter: str, period: Period) -> ChargeItem:
+def _metered_item(
+    household: Household, meter: str, period: Period, memo: dict | None = None
+) -> ChargeItem:
+    """The metered charge item `meter` of the agreement the household's estate had in
+    `period`. `memo`: a dict the caller keeps for one batch (an imported sheet), so a month's
+    thousands of readings look the item up once per estate rather than once a row."""
+    key = (household.building.community_id, str(period), meter)
+    if memo is not None and key in memo:
+        return memo[key]
+    item = _metered_item_lookup(household, meter, period)
+    if memo is not None:
+        memo[key] = item
+    return item
+
+
+def _metered_item_lookup(household: Household, meter: str, period: Period) -> ChargeItem:
     agreement = community_selectors.agreement_in_force(
         community=household.building.community, on=period.first_day
     )
@@ -462,13 +477,14 @@ def meter_reading_record(
     previous_reading=None,
     recorded_by: User | None = None,
     source: str = MeterReading.Source.STAFF,
+    memo: dict | None = None,
 ) -> tuple[MeterReading, str]:
     """Record a household meter's reading at the end of `period`. Returns (reading, what):
     "created", "updated" or "unchanged" (the same values again: an import re-run). The previous
     reading defaults to the meter's latest earlier reading. If the month's bill was issued
     already, the usage is put on it as a line now; once that line exists the reading is billed
-    and can no longer change (409)."""
-    item = _metered_item(household, meter, period)
+    and can no longer change (409). `memo`: see _metered_item."""
+    item = _metered_item(household, meter, period, memo)
     value = _reading_value(reading, "reading")
     previous = (
         None

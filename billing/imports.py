@@ -79,6 +79,7 @@ class MeterReadingResource(HouseholdKeyMixin, ServiceRowResource):
 
     def load(self, dataset):
         self.load_households()
+        self.metered_items: dict = {}  # one look-up per estate, month and meter (charges)
 
     def check(self, row, errors):
         household = self.resolve_household(row, errors)
@@ -112,6 +113,7 @@ class MeterReadingResource(HouseholdKeyMixin, ServiceRowResource):
             previous_reading=previous,
             recorded_by=self.user,
             source=MeterReading.Source.IMPORT,
+            memo=self.metered_items,
         )
         return what
 

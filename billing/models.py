@@ -899,13 +899,13 @@ class LateFeeRule(models.Model):
         _("per day (share of what is owed)"),
         max_digits=6,
         decimal_places=5,
-        help_text=_("0.0005 = 0.05% a day."),
+        help_text=_("0.0005: five ten-thousandths of it a day."),
     )
     cap_rate = models.DecimalField(
         _("cap (share of what is owed)"),
         max_digits=5,
         decimal_places=4,
-        help_text=_("0.2 = never more than 20% of the charges."),
+        help_text=_("0.2: never more than a fifth of the charges."),
     )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

@@ -240,7 +240,7 @@ class Migration(migrations.Migration):
                     "daily_rate",
                     models.DecimalField(
                         decimal_places=5,
-                        help_text="0.0005 = 0.05% a day.",
+                        help_text="0.0005: five ten-thousandths of it a day.",
                         max_digits=6,
                         verbose_name="per day (share of what is owed)",
                     ),
@@ -249,7 +249,7 @@ class Migration(migrations.Migration):
                     "cap_rate",
                     models.DecimalField(
                         decimal_places=4,
-                        help_text="0.2 = never more than 20% of the charges.",
+                        help_text="0.2: never more than a fifth of the charges.",
                         max_digits=5,
                         verbose_name="cap (share of what is owed)",
                     ),
