@@ -192,9 +192,10 @@ def run(ctx: Context) -> Outcome:
     explanation = (
         "The estate's households and residents are written with bulk_create in batches of "
         "1,000 after each row's own checks; communities, buildings, arrears and readings row "
-        "by row. Each meter reading is one billing.charges.meter_reading_record call (about "
-        "a dozen queries: the household's lock, the agreement and its metered item, the "
-        "previous reading, the month's bill), so readings are bounded by that service."
+        "by row. Each meter reading is one billing.charges.meter_reading_record call (the "
+        "household's lock, the reading, the previous reading, the month's bill, each row "
+        "in its own savepoint; the estate's metered item is looked up once per sheet), so "
+        "readings are bounded by that service."
     )
     if not met:
         slow = {
