@@ -16,6 +16,9 @@ from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException
 
 from billing import charges
+
+# billing.admin imports this module at its end, after CommunityScopedReadOnly is defined.
+from billing.admin import CommunityScopedReadOnly
 from billing.models import (
     BillLine,
     ChargeItem,
@@ -89,7 +92,7 @@ class ChargeSubscriptionAdmin(ScopedAdmin):
 
 
 @admin.register(MeterReading)
-class MeterReadingAdmin(ScopedAdmin):
+class MeterReadingAdmin(CommunityScopedReadOnly):
     """Readings are entered on the staff page or imported (billing.charges.meter_reading_record
     checks them and bills late ones); here they are read."""
 
@@ -98,15 +101,6 @@ class MeterReadingAdmin(ScopedAdmin):
     list_filter = ["meter", "period", "source"]
     list_select_related = ["household__building"]
     search_fields = ["household__unit", "household__building__name"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RuleAdmin(ScopedAdmin):

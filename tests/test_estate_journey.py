@@ -13,13 +13,13 @@ from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from django.test import override_settings
 
 from bench.scenarios.estate_import import ESTATE, estate_workbook, readings_workbook
 from billing import charges, reminders, services
 from billing.models import Bill, BillLine, ChargeItem, ChargeSubscription, LateFeeRule
+from billing.tests import test_reminders
 from community import channels
 from community.imports import estate_workbook_import
 from community.models import Agreement, Centre, Community, Household, PropertyCompany
@@ -28,32 +28,17 @@ from community.periods import Period
 
 pytestmark = pytest.mark.django_db
 
+# The SMS provider's side of the HTTP boundary (a fixture) and its settings, as the reminder
+# tests have them.
+sms_requests = test_reminders.sms_requests
+SMS_ON = test_reminders.SMS_ON
+
 HOUSEHOLDS = 40
 # This month: the imported residents live there from today on. Due on the 15th; the reminder
 # looked at is the first weekly one, a week after.
 MONTH = Period.current()
 DUE = MONTH.day(15)
 WEEK_LATER = DUE + timedelta(days=7)
-SMS_ON = {
-    "LINLI_SMS_PROVIDER": "aliyun",
-    "ALIYUN_SMS_ACCESS_KEY_ID": "testId",
-    "ALIYUN_SMS_ACCESS_KEY_SECRET": "testSecret",
-    "ALIYUN_SMS_SIGN_NAME": "阿里云短信测试专用",
-    "ALIYUN_SMS_ENDPOINT": "https://dysmsapi.aliyuncs.com/",
-    "ALIYUN_SMS_TEMPLATES": {"bill_reminder": "SMS_71390007", "ticket_update": ""},
-}
-
-
-@pytest.fixture
-def sms_requests(monkeypatch):
-    seen: list[httpx.Request] = []
-
-    def answer(request):
-        seen.append(request)
-        return httpx.Response(200, json={"Code": "OK", "Message": "OK", "BizId": "biz"})
-
-    monkeypatch.setattr(channels, "TRANSPORT", httpx.MockTransport(answer))
-    return seen
 
 
 @override_settings(**SMS_ON, NOTIFY_QUIET_HOURS="21:00-08:00")
