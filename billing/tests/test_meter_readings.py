@@ -5,8 +5,10 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import translation
 from openpyxl import Workbook
 
 from billing.models import Bill, BillLine, ChargeItem, MeterReading
@@ -18,6 +20,16 @@ from community.periods import Period
 from community.tests.factories import HouseholdFactory, PropertyCompanyFactory, member, resident
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def in_english(client):
+    """These tests read the import's messages in English, their msgids: the services run in
+    the active language, and the pages in the language of the cookie (Chinese first)."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    with translation.override("en"):
+        yield
+
 
 ARREARS = [fmt.COMMUNITY, fmt.BUILDING, fmt.UNIT, fmt.ARREARS_PERIOD, fmt.ARREARS_AMOUNT]
 READINGS = [

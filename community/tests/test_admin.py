@@ -1,8 +1,11 @@
 """A centre admin works in Django admin, but only on their own centre's estates."""
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from community.models import Household, Role
 from community.permissions import CENTRE_ADMIN_GROUP
@@ -92,5 +95,7 @@ def test_centre_admin_cannot_import_a_workbook_into_another_centres_estate(centr
     refused = client.post(
         url, {"centre": ours.centre.pk, "file": SimpleUploadedFile("e.xlsx", data.getvalue())}
     ).context["report"]
-    assert refused.sheets[0].refused[0].messages == [f"Unknown community “{other.name}”."]
+    with translation.override(settings.LANGUAGE_CODE):  # the page's language
+        unknown = _("Unknown community “%(name)s”.") % {"name": other.name}
+    assert refused.sheets[0].refused[0].messages == [unknown]
     assert not Household.objects.filter(building__community=other).exists()

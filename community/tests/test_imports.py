@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from openpyxl import Workbook, load_workbook
 
 from community import import_format as fmt
@@ -31,6 +32,16 @@ from community.tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def in_english(client):
+    """These tests read the import's messages in English, their msgids: the services run in
+    the active language, and the pages in the language of the cookie (Chinese first)."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    with translation.override("en"):
+        yield
+
 
 COLUMNS = {
     fmt.SHEET_COMMUNITIES: [fmt.COMMUNITY, fmt.ADDRESS, fmt.COMPANY],
