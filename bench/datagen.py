@@ -114,8 +114,9 @@ def generate(ctx: Context) -> City:
         )
         _execute(
             """
-            INSERT INTO community_community (name, address, centre_id, company_id)
-            SELECT '小区' || lpad(n::text, 5, '0'), '', %s, %s
+            INSERT INTO community_community (name, address, centre_id, company_id, public_token)
+            SELECT '小区' || lpad(n::text, 5, '0'), '', %s, %s,
+                   substr(md5(random()::text || clock_timestamp()::text), 1, 16)
               FROM generate_series(0, %s - 1) n
             """,
             [centre_id, company_id, ctx.communities],

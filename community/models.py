@@ -127,6 +127,13 @@ class AllianceOrganisation(models.Model):
         return self.name
 
 
+def new_public_token() -> str:
+    """An unguessable, URL-safe name for an estate's public page (16 characters, 96 bits): the
+    page is reachable without signing in, so its address must not be a sequential id that
+    invites walking through every estate."""
+    return secrets.token_urlsafe(12)
+
+
 class Community(models.Model):
     """A residential estate (小区), served by one centre and one company."""
 
@@ -148,6 +155,14 @@ class Community(models.Model):
         blank=True,
         related_name="community",
         verbose_name=_("owners' committee"),
+    )
+    # The estate's public transparency page is /estates/<public_token>/ (alliance/public.py).
+    public_token = models.CharField(
+        _("public page token"),
+        max_length=32,
+        unique=True,
+        default=new_public_token,
+        editable=False,
     )
 
     class Meta:
