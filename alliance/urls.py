@@ -1,6 +1,6 @@
 from django.urls import path
 
-from alliance import api, dashboards, kpi_api, views
+from alliance import api, dashboards, kpi_api, public_views, views
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
@@ -51,4 +51,7 @@ urlpatterns = [
         name="dashboard-community",
     ),
     path("dashboards/company/", dashboards.company, name="dashboard-company"),
+    # Public, no sign-in: addressed by the estate's unguessable token (alliance/public_views.py).
+    path("estates/<str:token>/", public_views.estate, name="public-estate"),
+    path("estates/<str:token>/poster/", public_views.poster, name="public-estate-poster"),
 ]

@@ -8,9 +8,9 @@ import community.models
 def fill_tokens(apps, schema_editor):
     """Give every existing estate its own token (a column default would give them all one)."""
     Community = apps.get_model("community", "Community")
-    for community in Community.objects.filter(public_token__isnull=True).only("pk"):
-        community.public_token = secrets.token_urlsafe(12)
-        community.save(update_fields=["public_token"])
+    for estate in Community.objects.filter(public_token__isnull=True).only("pk"):
+        estate.public_token = secrets.token_urlsafe(12)
+        estate.save(update_fields=["public_token"])
 
 
 class Migration(migrations.Migration):
