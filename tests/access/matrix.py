@@ -279,6 +279,14 @@ MATRIX: dict[str, dict[str, str]] = {
     "dashboard-company": {
         "GET":    "login 403   403   403   200   200   403   403   403   403   403   403",
     },
+    # The estate's public page and its lobby poster: everyone, signed in or not, by the token
+    # printed on the poster (the figures are the estate's, never a household's).
+    "public-estate": {
+        "GET":    "200   200   200   200   200   200   200   200   200   200   200   200",
+    },
+    "public-estate-poster": {
+        "GET":    "200   200   200   200   200   200   200   200   200   200   200   200",
+    },
     # --- Points and rewards (points pages) -------------------------------------------------------
     #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm
     "points-home": {

@@ -260,6 +260,9 @@ SPECS: dict[str, Spec] = {
     "dashboard-bills-export": Spec(kwargs=lambda w: {"fmt": "csv"}),
     "dashboard-community": Spec(kwargs=PK["community"]),
     "dashboard-company": Spec(),
+    # The estate's public page and poster, by its unguessable token (alliance/public_views.py).
+    "public-estate": Spec(kwargs=lambda w: {"token": w.objects["community"].public_token}),
+    "public-estate-poster": Spec(kwargs=lambda w: {"token": w.objects["community"].public_token}),
     # --- points: pages ---
     "points-home": Spec(),
     "points-profile": Spec(bodies={"POST": lambda w: {"leaderboard_opt_out": "1"}}),
