@@ -20,12 +20,19 @@ Design overview of the ledger (after django-hordak and TigerBeetle):
                                     otherwise); waits for a refund
     desk_clearing (per centre and   asset: money taken at the centre's desk        (debit, >= any)
       method: cash, transfer, card)   (the cash drawer, the bank, the card acquirer)
+    fund_paid_out (per community)   asset side: the public fund's money paid out of  (credit, any)
+                                    the centre's bank to payees the owners approved
+                                    (billing/public_fund.py); its balance is minus
+                                    what has left
   A payment: Dr clearing (a gateway's, or the desk's), Cr escrow. A payout: Dr escrow, Cr
   company payable. A hold-back release: Dr escrow, Cr company payable (score share) and Cr
   public fund (the rest). A refund takes each bill's share back from where its money is, in
   proportion (billing.money.allocate): Dr escrow (held, held-back), Dr company payable (paid or
   released to the company), Dr public fund (forfeited), Cr clearing. An unbookable capture: Dr
-  clearing, Cr gateway suspense; its refund: Dr gateway suspense, Cr clearing.
+  clearing, Cr gateway suspense; its refund: Dr gateway suspense, Cr clearing. A spending of
+  the public fund the owners voted for: Dr public fund, Cr fund paid out. Nothing else may
+  debit the public fund but a refund (a trigger on PostgreSQL, migration 0007; on SQLite only
+  billing.public_fund's checks stand guard).
 - Each transaction has a unique idempotency key ("payment:42", "payout:7:2019-08"), so the same
   business event can never be posted twice, whatever retries or races happen.
 """
@@ -339,6 +346,7 @@ class Account(models.Model):
         PUBLIC_FUND = "public_fund", _("community public fund")
         GATEWAY_SUSPENSE = "gateway_suspense", _("gateway suspense")
         DESK_CLEARING = "desk_clearing", _("desk clearing")
+        FUND_PAID_OUT = "fund_paid_out", _("public fund paid out")
 
     # Credit-normal accounts: their balance may never turn positive (that would be an overdraft).
     LIABILITIES = (Kind.ESCROW, Kind.COMPANY_PAYABLE, Kind.PUBLIC_FUND, Kind.GATEWAY_SUSPENSE)
@@ -384,6 +392,7 @@ class LedgerTransaction(models.Model):
         HOLDBACK_RELEASE = "holdback_release", _("hold-back release")
         REFUND = "refund", _("refund")
         CAPTURE_UNBOOKED = "capture_unbooked", _("captured, not booked (suspense)")
+        PUBLIC_FUND_SPEND = "public_fund_spend", _("public fund spending")
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     idempotency_key = models.CharField(max_length=100, unique=True)
@@ -1067,5 +1076,7 @@ class BillLine(models.Model):
         return self.waived_at is not None
 
 
-# The bill reminder schedule lives in its own module (billing/reminder_models.py).
+# Spendings of the community public fund (billing/public_fund.py), and the bill reminder
+# schedule (billing/reminder_models.py), live in their own modules.
+from billing.public_fund_models import PublicFundSpend  # noqa: E402,F401
 from billing.reminder_models import ReminderStep  # noqa: E402,F401

@@ -16,6 +16,7 @@ from billing.models import (
     PaymentItem,
     Payout,
     Posting,
+    PublicFundSpend,
     Refund,
 )
 from billing.money import ZERO, fen
@@ -360,3 +361,49 @@ def payments_in_suspense(*, community_ids) -> dict:
         .aggregate(count=Count("pk"), amount=Sum("in_suspense"))
     )
     return {"count": totals["count"], "amount": fen(totals["amount"] or ZERO)}
+
+
+# --- the community public fund (billing/public_fund.py) ---------------------------------------
+
+
+def public_fund_balance(*, community: Community) -> Decimal:
+    """What the community's public fund holds now (a positive amount; 0 before its first
+    release). One query."""
+    balance = (
+        Account.objects.filter(key=f"public_fund:{community.pk}")
+        .values_list("balance", flat=True)
+        .first()
+    )
+    return -balance if balance else ZERO
+
+
+def public_fund_spends(*, community: Community) -> list[dict]:
+    """The spendings of the public fund put to the owners, newest first, cancelled ones left
+    out: for the estate's public page. Each: id, status (proposed, approved, spent), amount,
+    payee (the name; the account reference stays with the centre), purpose, the consultation
+    (id, closes_at, and `passed`: True/False once tallied, None before) and posted_at. Two
+    queries (the options come prefetched)."""
+    spends = (
+        PublicFundSpend.objects.filter(community=community)
+        .exclude(status=PublicFundSpend.Status.CANCELLED)
+        .select_related("consultation")
+        .prefetch_related("consultation__options")
+        .order_by("-created_at", "-pk")
+    )
+    rows = []
+    for spend in spends:
+        result = community_selectors.consultation_result(consultation=spend.consultation)
+        rows.append(
+            {
+                "id": spend.pk,
+                "status": spend.status,
+                "amount": spend.amount,
+                "payee": spend.payee_name,
+                "purpose": spend.purpose,
+                "consultation": spend.consultation_id,
+                "closes_at": spend.consultation.closes_at,
+                "passed": None if result is None else result.passed,
+                "posted_at": spend.posted_at,
+            }
+        )
+    return rows

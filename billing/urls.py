@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import api, desk_views, history_views, meter_views, views
+from billing import api, desk_views, history_views, meter_views, public_fund_api, views
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
@@ -14,6 +14,22 @@ api_urlpatterns = [
     path("payments/<int:pk>/trail/", api.PaymentTrailView.as_view(), name="api-payment-trail"),
     path("communities/<int:pk>/escrow/", api.EscrowSummaryView.as_view(), name="api-escrow"),
     path("payouts/run/", api.PayoutRunView.as_view(), name="api-payout-run"),
+    # The community public fund: spent only as its owners vote (billing/public_fund.py).
+    path(
+        "communities/<int:pk>/public-fund/",
+        public_fund_api.PublicFundView.as_view(),
+        name="api-public-fund",
+    ),
+    path(
+        "communities/<int:pk>/public-fund/spends/",
+        public_fund_api.PublicFundSpendProposeView.as_view(),
+        name="api-public-fund-propose",
+    ),
+    path(
+        "public-fund/spends/<int:pk>/post/",
+        public_fund_api.PublicFundSpendPostView.as_view(),
+        name="api-public-fund-post",
+    ),
 ]
 
 urlpatterns = [

@@ -1084,6 +1084,7 @@ class AuditEntry(models.Model):
         LATE_FEE_WAIVED = "late_fee_waived", _("late fee waived")
         SETTLEMENT_DIFFERENCE = "settlement_difference", _("settlement differences")
         CAPTURE_UNBOOKED = "capture_unbooked", _("money captured but not booked to bills")
+        PUBLIC_FUND_SPEND = "public_fund_spend", _("public fund spent")
         DESK_PAYMENT = "desk_payment", _("payment at the centre's desk")
         DESK_DAY_CLOSED = "desk_day_closed", _("cashier's day closed")
         ROLE_GRANTED = "role_granted", _("role granted")

@@ -416,6 +416,18 @@ MATRIX: dict[str, dict[str, str]] = {
     "api-payout-run": {
         "POST":   "401   403   403   404   403   404   403   404   403   404   201   404",
     },
+    # The public fund: its balance and spendings are the estate's to see; the committee or the
+    # centre proposes a spending (the owners' vote opens with it); the centre admin pays a passed
+    # one (this one is still being voted on: 409).
+    "api-public-fund": {
+        "GET":    "401   200   200   404   200   404   200   404   200   404   200   404",
+    },
+    "api-public-fund-propose": {
+        "POST":   "401   403   403   404   403   404   403   404   201   404   201   404",
+    },
+    "api-public-fund-post": {
+        "POST":   "401   403   403   404   403   404   403   404   403   404   409   404",
+    },
     # --- API: repairs ----------------------------------------------------------------------------
     #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm
     "api-ticket-categories": {

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -119,6 +120,34 @@ def _inspection_body(w: World) -> dict:
         "grid_cooperation": 80,
         "major_matter_cooperation": 90,
     }
+
+
+def _fund_spend_body() -> dict:
+    opens = timezone.now()
+    return {
+        "amount": "100.00",
+        "payee_name": "绿化公司",
+        "payee_account": "工商银行 6222",
+        "purpose": "补种草坪",
+        "opens_at": opens.isoformat(),
+        "closes_at": (opens + timedelta(days=7)).isoformat(),
+    }
+
+
+def _fund_spend(w: World):
+    """E1's spending proposal, made the first time a row asks for it."""
+    from billing.models import PublicFundSpend
+    from billing.public_fund import public_fund_spend_propose
+
+    spend = PublicFundSpend.objects.filter(community=w.objects["community"]).first()
+    if spend is None:
+        body = _fund_spend_body() | {"amount": Decimal("100.00")}
+        body["opens_at"] = timezone.now() - timedelta(days=1)
+        body["closes_at"] = timezone.now() + timedelta(days=6)
+        spend = public_fund_spend_propose(
+            creator=w.users["committee"], community=w.objects["community"], **body
+        )
+    return spend
 
 
 def _option(w: World) -> int:
@@ -326,6 +355,16 @@ SPECS: dict[str, Spec] = {
     ),
     "api-payment-trail": Spec(kwargs=PK["payment"]),
     "api-escrow": Spec(kwargs=lambda w: {"pk": w.objects["community"].pk}),
+    # The public fund (billing/public_fund_api.py): a spending proposed for E1, still being
+    # voted on (so its centre admin's post is 409).
+    "api-public-fund": Spec(kwargs=lambda w: {"pk": w.objects["community"].pk}),
+    "api-public-fund-propose": Spec(
+        kwargs=lambda w: {"pk": w.objects["community"].pk},
+        bodies={"POST": lambda w: _fund_spend_body()},
+    ),
+    "api-public-fund-post": Spec(
+        kwargs=lambda w: {"pk": _fund_spend(w).pk}, bodies={"POST": lambda w: {}}
+    ),
     "api-payout-run": Spec(
         bodies={
             "POST": lambda w: {
