@@ -47,6 +47,7 @@ from django.utils import timezone
 
 from alliance.kpis import kpi_grid, rate
 from alliance.models import COMPONENTS, Component, Scorecard
+from billing import selectors as billing_selectors
 from billing.models import Account, LedgerTransaction, Payout, Posting
 from billing.money import ZERO, fen
 from community.models import Community
@@ -56,7 +57,7 @@ from repairs.models import Status, Ticket
 
 MONTHS = 12
 CACHE_SECONDS = 300
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 _KIND = LedgerTransaction.Kind
 _ACCOUNT = Account.Kind
@@ -94,6 +95,9 @@ class EstateFigures:
     public_fund_now: Decimal
     scorecard: dict | None  # the newest scorecard with a score, with its components
     totals: dict[str, Decimal] = field(default_factory=dict)
+    # The public fund's spendings put to the owners (billing.selectors.public_fund_spends),
+    # newest first; None where billing does not record spendings.
+    fund_spends: list[dict] | None = None
 
 
 def community_by_token(token: str) -> Community:
@@ -119,7 +123,7 @@ def estate_figures(*, community: Community, until: Period | None = None) -> Esta
 
 def compute_estate_figures(*, community: Community, until: Period) -> EstateFigures:
     """The figures of the `MONTHS` months up to `until`, straight from the database: 11 queries
-    whatever the number of months, bills, payments or tickets."""
+    (13 with the fund's spendings) whatever the number of months, bills, payments or tickets."""
     periods = [until.plus(-n) for n in range(MONTHS - 1, -1, -1)]
     names = [str(p) for p in periods]
     first_start, _ = repairs_selectors.period_bounds(periods[0])
@@ -238,7 +242,16 @@ def compute_estate_figures(*, community: Community, until: Period) -> EstateFigu
         public_fund_now=fund_now,
         scorecard=_scorecard(newest),
         totals=totals,
+        fund_spends=_fund_spends(community),
     )
+
+
+def _fund_spends(community: Community) -> list[dict] | None:
+    """Every spending of the public fund, for the page (two queries). Looked up by name: the
+    spending selector arrived in billing alongside this page, and the page shows the fund's
+    balance alone wherever billing has none."""
+    spends = getattr(billing_selectors, "public_fund_spends", None)
+    return None if spends is None else list(spends(community=community))
 
 
 def _sla_missed(community: Community, start, end) -> dict[str, int]:

@@ -18,10 +18,18 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
 
 from alliance import public
 from community.models import Community
+
+# A spending's state as the page says it (billing.models.PublicFundSpend.Status).
+SPEND_STATUS = {
+    "proposed": gettext_lazy("put to the owners' vote"),
+    "approved": gettext_lazy("approved by the owners"),
+    "spent": gettext_lazy("paid"),
+}
 
 
 def _estate(token: str) -> Community:
@@ -51,7 +59,12 @@ def estate(request, token: str):
         "figures": figures,
         "scorecard": scorecard,
         "components": components,
-        "spends": None,
+        "spends": None
+        if figures.fund_spends is None
+        else [
+            {**spend, "status_label": SPEND_STATUS.get(spend["status"], spend["status"])}
+            for spend in figures.fund_spends
+        ],
     }
     return render(request, "alliance/public_estate.html", context)
 

@@ -267,7 +267,7 @@ def test_a_cold_page_makes_a_bounded_number_of_queries(client, django_assert_max
     """The same number of queries for an estate with one quiet month as for a busy one with
     bills, payments, a payout and tickets in many months."""
     quiet, _ = estate(1)
-    with django_assert_max_num_queries(12) as quiet_queries:
+    with django_assert_max_num_queries(14) as quiet_queries:
         client.get(reverse("public-estate", args=[quiet.public_token]))
     community, homes = estate(4)
     users = [resident(home) for home in homes[:2]]
@@ -297,3 +297,25 @@ def test_the_poster_carries_the_qr_code_of_the_absolute_address(busy, client, se
     assert "<svg" in page and "<path" in page
     assert "css/public-estate" in page
     assert "<style" not in page and "<script" not in page
+
+
+def test_every_spending_of_the_public_fund_shows_on_the_page(busy, client):
+    public_fund = pytest.importorskip("billing.public_fund")
+    community = busy["community"]
+    committee = member(Role.COMMITTEE_MEMBER, community=community)
+    now = timezone.now()
+    public_fund.public_fund_spend_propose(
+        creator=committee,
+        community=community,
+        amount=Decimal("5.00"),
+        payee_name="绿化公司",
+        payee_account="工商银行 6222 0000",
+        purpose="补种草坪",
+        opens_at=now,
+        closes_at=now + timedelta(days=7),
+    )
+
+    page = client.get(reverse("public-estate", args=[community.public_token])).content.decode()
+
+    assert "补种草坪" in page and "绿化公司" in page and "¥5.00" in page
+    assert "6222" not in page  # the payee's account stays with the centre
