@@ -28,7 +28,7 @@ from community.models import Community
 SPEND_STATUS = {
     "proposed": gettext_lazy("put to the owners' vote"),
     "approved": gettext_lazy("approved by the owners"),
-    "spent": gettext_lazy("paid"),
+    "spent": gettext_lazy("paid from the fund"),
 }
 
 
