@@ -14,6 +14,7 @@ SCENARIOS = [
     "ticket_queue",
     "dashboard",
     "estate_import",
+    "public_page",
 ]
 
 
