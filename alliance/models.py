@@ -323,3 +323,94 @@ class Scorecard(models.Model):
 
     def figures(self) -> dict[str, Decimal | None]:
         return {component: getattr(self, component) for component in COMPONENTS}
+
+
+class ScorecardAppeal(models.Model):
+    """The property company's appeal (申诉) against a finalized scorecard, decided by a mediator
+    of the centre's alliance (an inspector of an organisation of kind "mediator"). One open appeal
+    per scorecard at a time. Upheld, it may make a revision of the scorecard (recomputed from the
+    data as corrected, with the appeal as its reason); revisions move no money. The grounds, the
+    decision and any revision are public with the scorecard."""
+
+    class Status(models.TextChoices):
+        FILED = "filed", _("filed")
+        UPHELD = "upheld", _("upheld")
+        REJECTED = "rejected", _("rejected")
+
+    scorecard = models.ForeignKey(
+        Scorecard, on_delete=models.PROTECT, related_name="appeals", verbose_name=_("scorecard")
+    )
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("filed by"),
+    )
+    grounds = models.TextField(_("grounds"), max_length=2000)
+    filed_at = models.DateTimeField(_("filed at"), default=timezone.now)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.FILED
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    # The mediator organisation the decision was made for (published; the person is not).
+    organisation = models.ForeignKey(
+        AllianceOrganisation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("mediator"),
+    )
+    decision = models.TextField(_("decision"), max_length=1000, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    revision = models.ForeignKey(
+        Scorecard,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("revision made"),
+    )
+
+    class Meta:
+        verbose_name = _("scorecard appeal")
+        verbose_name_plural = _("scorecard appeals")
+        ordering = ["-filed_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scorecard"],
+                condition=Q(status="filed"),
+                name="scorecard_appeal_one_open",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status="filed", decided_at__isnull=True, decided_by__isnull=True)
+                    | (
+                        Q(status__in=["upheld", "rejected"])
+                        & Q(decided_at__isnull=False)
+                        & Q(decided_by__isnull=False)
+                        & ~Q(decision="")
+                    )
+                ),
+                name="scorecard_appeal_decided_consistently",
+            ),
+            models.CheckConstraint(
+                condition=Q(revision__isnull=True) | Q(status="upheld"),
+                name="scorecard_appeal_revision_when_upheld",
+            ),
+            models.CheckConstraint(condition=~Q(grounds=""), name="scorecard_appeal_has_grounds"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scorecard} #{self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.FILED

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from alliance import api, dashboards, kpi_api, public_views, views
+from alliance import api, appeal_views, dashboards, kpi_api, public_views, views
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
@@ -33,6 +33,16 @@ urlpatterns = [
         "alliance/scorecards/<int:community_id>/",
         views.scorecard_detail,
         name="alliance-scorecard",
+    ),
+    path(
+        "alliance/scorecards/<int:scorecard_id>/appeal/",
+        appeal_views.appeal_page,
+        name="alliance-appeal",
+    ),
+    path(
+        "alliance/scorecards/<int:scorecard_id>/appeal/decide/",
+        appeal_views.appeal_decide,
+        name="alliance-appeal-decide",
     ),
     path("dashboards/centre/", dashboards.centre, name="dashboard-centre"),
     path(

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from alliance import selectors, services
+from alliance import selectors, services, trust
 from alliance.models import COMPONENTS, DIMENSIONS, Component, Dimension
 from community import selectors as community_selectors
 from community.models import Community, Role
@@ -376,7 +376,19 @@ def scorecard_detail(request, community_id: int):
         if card is not None and card.revision > 1
         else []
     )
+    appeal_list = list(trust.scorecard_appeals(scorecard=card)) if card is not None else []
     context = {
+        "trust": trust.scorecard_trust(scorecard=card) if card is not None else None,
+        "burst_size": settings.ALLIANCE_RATING_BURST_SIZE,
+        "show_burst_details": trust.may_see_burst_details(
+            user=request.user, community=community, roles=roles
+        ),
+        "appeals": appeal_list,
+        "may_appeal": card is not None
+        and card.finalized
+        and Role.PROPERTY_STAFF in roles
+        and not any(a.is_open for a in appeal_list)
+        and trust.is_company_manager(user=request.user, community=community),
         "community": community,
         "period": period,
         "previous_period": period.previous(),

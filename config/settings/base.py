@@ -392,6 +392,9 @@ if not 1 <= ALLIANCE_FINALIZE_DAY <= 28:
     raise ImproperlyConfigured("ALLIANCE_FINALIZE_DAY must be a day from 1 to 28.")
 # Seconds between two refreshes of the staff's ratings page in the browser.
 ALLIANCE_RATINGS_REFRESH_SECONDS = env.int("ALLIANCE_RATINGS_REFRESH_SECONDS", default=30)
+# A rating burst (alliance/trust.py): this many all-5★ or all-1★ ratings from one building
+# within 60 minutes flag the month for a look by the centre.
+ALLIANCE_RATING_BURST_SIZE = env.int("ALLIANCE_RATING_BURST_SIZE", default=5)
 
 # --- Notifications (community/notifications.py) -------------------------------------------
 # Quiet hours in the site's time zone, "HH:MM-HH:MM" (may wrap past midnight; empty: none). Text

@@ -263,6 +263,20 @@ MATRIX: dict[str, dict[str, str]] = {
     "alliance-scorecard": {
         "GET":    "login 200   200   404   200   404   200   404   200   404   200   404",
     },
+    # Appeals of "this" estate's scorecard (a draft in this world). Everyone who sees the estate
+    # reads the appeals and decisions; only a manager of the company files (staff here is no
+    # manager: 403) and only the alliance's mediator decides. The mediator is an inspector of a
+    # mediator organisation (AllianceOrganisation.Kind.MEDIATOR); "insp" here inspects for a
+    # hotline, so 403. The manager's and the mediator's own cells (302 when done, 400, 409) are
+    # in alliance/tests/test_appeals.py.
+    "alliance-appeal": {
+        "GET":    "login 200   200   404   200   404   200   404   200   404   200   404",
+        "POST":   "login 403   403   404   403   404   403   404   403   404   403   404",
+    },
+    "alliance-appeal-decide": {
+        "GET":    "login 405   405   405   405   405   405   405   405   405   405   405",
+        "POST":   "login 403   403   404   403   404   403   404   403   404   403   404",
+    },
     "dashboard-centre": {
         "GET":    "login 403   403   403   403   403   403   403   403   403   200   200",
     },

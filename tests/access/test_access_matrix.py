@@ -284,6 +284,14 @@ SPECS: dict[str, Spec] = {
     "alliance-inspections": Spec(bodies={"POST": _inspection_body}),
     "alliance-scorecards": Spec(),
     "alliance-scorecard": Spec(kwargs=PK["community"]),
+    "alliance-appeal": Spec(
+        kwargs=lambda w: {"scorecard_id": w.objects["scorecard"].pk},
+        bodies={"POST": lambda w: {"grounds": "The spot check was on a public holiday."}},
+    ),
+    "alliance-appeal-decide": Spec(
+        kwargs=lambda w: {"scorecard_id": w.objects["scorecard"].pk},
+        bodies={"POST": lambda w: {"appeal": 0, "outcome": "rejected", "decision": "No grounds."}},
+    ),
     "dashboard-centre": Spec(),
     "dashboard-centre-export": Spec(kwargs=lambda w: {"fmt": "csv"}),
     "dashboard-bills-export": Spec(kwargs=lambda w: {"fmt": "csv"}),
