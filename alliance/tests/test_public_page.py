@@ -319,3 +319,13 @@ def test_every_spending_of_the_public_fund_shows_on_the_page(busy, client):
 
     assert "补种草坪" in page and "绿化公司" in page and "¥5.00" in page
     assert "6222" not in page  # the payee's account stays with the centre
+
+
+def test_the_estates_dashboard_links_to_its_public_page_and_poster(busy, client):
+    community = busy["community"]
+    client.force_login(member(Role.COMMITTEE_MEMBER, community=community))
+
+    page = client.get(reverse("dashboard-community", args=[community.pk])).content.decode()
+
+    assert f'href="/estates/{community.public_token}/"' in page
+    assert f'href="/estates/{community.public_token}/poster/"' in page
