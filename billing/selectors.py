@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Sum
+from django.utils.translation import gettext as _
 
 from billing.models import (
     Account,
@@ -19,7 +20,7 @@ from billing.models import (
     PublicFundSpend,
     Refund,
 )
-from billing.money import ZERO, fen
+from billing.money import ZERO, fen, money_text
 from community import selectors as community_selectors
 from community.models import Community, Role, User
 
@@ -167,6 +168,128 @@ def whereabouts(item: PaymentItem) -> ItemWhereabouts:
         forfeited_to_fund=in_fund,
         refunded=item.refunded_amount,
     )
+
+
+@dataclass(frozen=True)
+class ItemOneLine:
+    """What one bill's share of a payment did, for the one line on the payment page: "¥X: ¥Y
+    paid to the company, ¥Z held back, ¥W released at score 0.87". A history, in the order it
+    happened, so a refund is told after the rest (it may have taken back from the company)."""
+
+    period: str
+    amount: Decimal
+    paid_out: bool  # the month's payout has run
+    paid_to_company: Decimal  # at the payout (with any pass-through charges)
+    held_back: Decimal  # what the payout held back and no refund took before the release
+    released: Decimal | None  # to the company at the release; None before it
+    forfeited: Decimal  # to the estate's public fund at the release
+    score: Decimal | None  # the score the release followed
+    held_in_escrow: Decimal  # still in escrow now
+    refunded: Decimal
+
+    @property
+    def score_text(self) -> str:
+        """The score as short as it is exact, with at least two decimals: 0.8700 → "0.87"."""
+        if self.score is None:
+            return ""
+        score = self.score.normalize()
+        return f"{score:.2f}" if score.as_tuple().exponent > -2 else f"{score}"
+
+    def text(self) -> str:
+        values = {
+            "amount": money_text(self.amount),
+            "period": self.period,
+            "to_company": money_text(self.paid_to_company),
+            "held_back": money_text(self.held_back),
+            "held": money_text(self.held_in_escrow),
+            "released": money_text(self.released),
+            "forfeited": money_text(self.forfeited),
+            "score": self.score_text,
+            "refunded": money_text(self.refunded),
+        }
+        if self.refunded and self.refunded == self.amount and not self.paid_out:
+            return _("%(amount)s: refunded to you") % values
+        if not self.paid_out:
+            if self.refunded:
+                line = (
+                    _(
+                        "%(amount)s: %(held)s held in escrow until the company is paid for "
+                        "%(period)s"
+                    )
+                    % values
+                )
+            else:
+                return (
+                    _("%(amount)s: held in escrow until the company is paid for %(period)s")
+                    % values
+                )
+        elif self.released is None:
+            line = (
+                _(
+                    "%(amount)s: %(to_company)s paid to the company, %(held_back)s held back until "
+                    "the scorecard for %(period)s is final"
+                )
+                % values
+            )
+        elif self.forfeited:
+            line = (
+                _(
+                    "%(amount)s: %(to_company)s paid to the company, %(held_back)s held back, "
+                    "%(released)s released at score %(score)s, %(forfeited)s to the estate's "
+                    "public fund"
+                )
+                % values
+            )
+        else:
+            line = (
+                _(
+                    "%(amount)s: %(to_company)s paid to the company, %(held_back)s held back, "
+                    "%(released)s released at score %(score)s"
+                )
+                % values
+            )
+        if not self.refunded:
+            return line
+        return _("%(line)s; %(refunded)s refunded to you") % {**values, "line": line}
+
+
+def payment_one_lines(*, payment: Payment) -> list[ItemOneLine]:
+    """One ItemOneLine per bill of a succeeded (or refunded) payment, oldest month first; none
+    for a payment that took no money. Two queries: the items with their payouts, the releases."""
+    if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED):
+        return []
+    items = list(payment.items.select_related("bill", "payout").order_by("bill__period", "pk"))
+    paid_out = [item.payout for item in items if item.payout is not None]
+    releases = {
+        (release.community_id, release.period): release
+        for release in Payout.objects.filter(
+            kind=Payout.Kind.HOLDBACK_RELEASE,
+            community_id__in={payout.community_id for payout in paid_out},
+            period__in={payout.period for payout in paid_out},
+        )
+    }
+    lines = []
+    for item in items:
+        where = whereabouts(item)
+        release = (
+            releases.get((item.payout.community_id, item.payout.period)) if item.payout else None
+        )
+        released = item.released_to_company if release is not None else None
+        lines.append(
+            ItemOneLine(
+                period=item.bill.period,
+                amount=item.amount,
+                paid_out=item.payout is not None,
+                paid_to_company=item.paid_out_to_company,
+                held_back=item.held_back + item.released_to_company + item.forfeited_to_fund,
+                released=released,
+                forfeited=item.forfeited_to_fund,
+                score=release.score if release is not None else None,
+                held_in_escrow=where.held_in_escrow,
+                refunded=item.refunded_amount,
+            )
+        )
+    return lines
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,12 @@ def bill_prepay(request):
 def payment_detail(request, pk):
     payment = _own_payment(request, pk)
     trail = selectors.payment_trail(payment=payment)
-    return render(request, "billing/payment_detail.html", {"payment": payment, "trail": trail})
+    one_lines = selectors.payment_one_lines(payment=payment)
+    return render(
+        request,
+        "billing/payment_detail.html",
+        {"payment": payment, "trail": trail, "one_lines": one_lines},
+    )
 
 
 @login_required
