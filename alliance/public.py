@@ -96,8 +96,8 @@ class EstateFigures:
     scorecard: dict | None  # the newest scorecard with a score, with its components
     totals: dict[str, Decimal] = field(default_factory=dict)
     # The public fund's spendings put to the owners (billing.selectors.public_fund_spends),
-    # newest first; None where billing does not record spendings.
-    fund_spends: list[dict] | None = None
+    # newest first.
+    fund_spends: list[dict] = field(default_factory=list)
 
 
 def community_by_token(token: str) -> Community:
@@ -246,12 +246,9 @@ def compute_estate_figures(*, community: Community, until: Period) -> EstateFigu
     )
 
 
-def _fund_spends(community: Community) -> list[dict] | None:
-    """Every spending of the public fund, for the page (two queries). Looked up by name: the
-    spending selector arrived in billing alongside this page, and the page shows the fund's
-    balance alone wherever billing has none."""
-    spends = getattr(billing_selectors, "public_fund_spends", None)
-    return None if spends is None else list(spends(community=community))
+def _fund_spends(community: Community) -> list[dict]:
+    """Every spending of the public fund put to the owners, for the page (two queries)."""
+    return list(billing_selectors.public_fund_spends(community=community))
 
 
 def _sla_missed(community: Community, start, end) -> dict[str, int]:

@@ -59,9 +59,7 @@ def estate(request, token: str):
         "figures": figures,
         "scorecard": scorecard,
         "components": components,
-        "spends": None
-        if figures.fund_spends is None
-        else [
+        "spends": [
             {**spend, "status_label": SPEND_STATUS.get(spend["status"], spend["status"])}
             for spend in figures.fund_spends
         ],

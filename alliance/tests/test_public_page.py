@@ -16,6 +16,7 @@ from alliance.models import Scorecard
 from alliance.public_views import public_url
 from billing import services as billing_services
 from billing.models import Bill, Payout, Posting
+from billing.public_fund import public_fund_spend_propose
 from billing.tests.factories import BillFactory, estate, pay
 from community.models import Role
 from community.periods import Period
@@ -300,11 +301,10 @@ def test_the_poster_carries_the_qr_code_of_the_absolute_address(busy, client, se
 
 
 def test_every_spending_of_the_public_fund_shows_on_the_page(busy, client):
-    public_fund = pytest.importorskip("billing.public_fund")
     community = busy["community"]
     committee = member(Role.COMMITTEE_MEMBER, community=community)
     now = timezone.now()
-    public_fund.public_fund_spend_propose(
+    public_fund_spend_propose(
         creator=committee,
         community=community,
         amount=Decimal("5.00"),

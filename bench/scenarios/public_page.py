@@ -9,8 +9,8 @@ have postings to add up.
 
 Measured: every estate's page once with an empty cache (cold: the figures computed from the
 database, 13 queries) and once more (cached: the estate looked up by its token, the figures
-from the cache). Limit: the bare health check (/healthz/) through the same client in the same
-run, what any request costs before the page does anything.
+from the cache). Limit: the bare health check (/healthz/?only=database: one query) through the
+same client in the same run, what any request costs before the page does anything.
 
 Goal: p50 < 50 ms over the 200 estates, cached (the page is cached for 5 minutes, and behind a
 lobby QR code nearly every visit is a cached one); the cold p50 and both p99s are reported.
@@ -31,7 +31,7 @@ from bench.core import Context, Outcome, profiled
 from community.models import Community
 
 GOAL = "p50 < 50 ms over every estate's public page, cached; cold reported"
-LIMIT = "the bare health check (/healthz/) through the same client"
+LIMIT = "the bare health check (/healthz/?only=database) through the same client"
 MAX_P50_SECONDS = 0.050
 
 
@@ -75,11 +75,12 @@ def run(ctx: Context) -> Outcome:
     )
     paths = [reverse("public-estate", args=[token]) for token in tokens]
     client = Client(HTTP_HOST="127.0.0.1")
-    client.get(reverse("healthz"))  # warm the process (templates, translations, URL resolver)
+    healthz = reverse("healthz") + "?only=database"
+    client.get(healthz)  # warm the process (templates, translations, URL resolver)
     cache.clear()
     cold = _time(client, paths)
     cached = _time(client, paths)
-    bare = _time(client, [reverse("healthz")] * len(paths))
+    bare = _time(client, [healthz] * len(paths))
     p50_cached, p50_cold, p50_bare = (statistics.median(t) for t in (cached, cold, bare))
     figures = {
         "estates": len(paths),
