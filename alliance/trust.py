@@ -32,7 +32,7 @@ from community.periods import Period
 
 BURST_WINDOW = timedelta(minutes=60)
 SPREAD_COMPONENTS = ("attendance_rate", "grid_cooperation", "major_matter_cooperation")
-# Who sees where and when a burst happened (and the organisations' own figures are public).
+# Who sees where and when a burst happened, besides the alliance's mediators.
 BURST_DETAIL_ROLES = (Role.PROPERTY_STAFF, Role.CENTRE_ADMIN)
 
 
@@ -255,20 +255,4 @@ def scorecard_appeals(*, scorecard: Scorecard) -> QuerySet[ScorecardAppeal]:
         )
         .select_related("scorecard", "revision", "organisation")
         .order_by("filed_at", "pk")
-    )
-
-
-def appeal_list_for_mediator(*, user: User) -> QuerySet[ScorecardAppeal]:
-    """Appeals of the communities of the centres where the user mediates, open ones first."""
-    communities = community_selectors.community_list(user=user, roles=[Role.ALLIANCE_INSPECTOR])
-    centres = community_selectors.membership_list_for_user(user=user).filter(
-        role=Role.ALLIANCE_INSPECTOR, organisation__kind=AllianceOrganisation.Kind.MEDIATOR
-    )
-    return (
-        ScorecardAppeal.objects.filter(
-            scorecard__community__in=communities.values("pk"),
-            scorecard__community__centre_id__in=centres.values("organisation__centre_id"),
-        )
-        .select_related("scorecard__community", "revision")
-        .order_by("-filed_at", "-pk")
     )

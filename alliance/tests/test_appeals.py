@@ -7,13 +7,15 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from alliance import services, trust
+from alliance import appeals, services, trust
 from alliance.models import Inspection, Scorecard, ScorecardAppeal
 from alliance.tests.factories import AUGUST, Estate
+from alliance.tests.test_races import run_together
 from billing import selectors as billing_selectors
 from billing.models import Payout
 from community.models import AllianceOrganisation, Notice, Role
 from community.tests.factories import AllianceOrganisationFactory, member
+from config.api import Conflict
 
 pytestmark = pytest.mark.django_db
 
@@ -212,3 +214,47 @@ def test_the_mediator_sees_the_decision_form_and_others_do_not(client):
     page = client.get(world.url).content.decode()
     assert "data-decide-form" not in page
     assert GROUNDS in page
+
+
+# --- races (PostgreSQL, real threads) ---------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_appeals_filed_at_once_open_one():
+    world = Appealable()
+
+    def file(i):
+        return appeals.appeal_file(
+            user=world.manager, scorecard_id=world.card.pk, grounds=f"{GROUNDS} {i}"
+        )
+
+    outcomes = run_together(4, file)
+    filed = [o for o in outcomes if isinstance(o, ScorecardAppeal)]
+    refused = [o for o in outcomes if isinstance(o, Conflict)]
+    assert (len(filed), len(refused)) == (1, 3), outcomes
+    assert ScorecardAppeal.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_mediators_deciding_at_once_decide_once_and_revise_once():
+    world = Appealable()
+    second = member(Role.ALLIANCE_INSPECTOR, organisation=world.mediation)
+    appeal = appeals.appeal_file(user=world.manager, scorecard_id=world.card.pk, grounds=GROUNDS)
+
+    def decide(i):
+        return appeals.appeal_decide(
+            user=[world.mediator, second][i],
+            scorecard_id=world.card.pk,
+            appeal_id=appeal.pk,
+            upheld=True,
+            decision=f"Upheld {i}.",
+            revise=True,
+        )
+
+    outcomes = run_together(2, decide)
+    decided = [o for o in outcomes if isinstance(o, ScorecardAppeal)]
+    refused = [o for o in outcomes if isinstance(o, Conflict)]
+    assert (len(decided), len(refused)) == (1, 1), outcomes
+    assert Scorecard.objects.filter(community=world.community).count() == 2
