@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
+from billing import chain
 from billing.locks import accounts_for_update
 from billing.models import Account, Bill, LedgerTransaction, Posting
 from community.models import Centre, Community
@@ -134,4 +135,5 @@ def post(
             # on SQLite, F("balance") + delta would be floating-point arithmetic in SQL. Under
             # the row lock (PostgreSQL) or SQLite's single writer, nobody changes it meanwhile.
             Account.objects.filter(pk=account_id).update(balance=locked[account_id].balance + delta)
+    chain.append(entry, legs)  # last: the chain's lock is held from here to the commit
     return entry

@@ -35,6 +35,8 @@ Design overview of the ledger (after django-hordak and TigerBeetle):
   billing.public_fund's checks stand guard).
 - Each transaction has a unique idempotency key ("payment:42", "payout:7:2019-08"), so the same
   business event can never be posted twice, whatever retries or races happen.
+- Each transaction is a link of a SHA-256 hash chain over the postings (billing/chain.py),
+  appended by ledger.post; a receipt's check code comes from its payment's link.
 """
 
 from django.conf import settings
@@ -1076,7 +1078,9 @@ class BillLine(models.Model):
         return self.waived_at is not None
 
 
-# Spendings of the community public fund (billing/public_fund.py), and the bill reminder
-# schedule (billing/reminder_models.py), live in their own modules.
+# The ledger's hash chain (billing/chain.py), spendings of the community public fund
+# (billing/public_fund.py), and the bill reminder schedule (billing/reminder_models.py), live
+# in their own modules.
+from billing.chain_models import LedgerChainLink  # noqa: E402,F401
 from billing.public_fund_models import PublicFundSpend  # noqa: E402,F401
 from billing.reminder_models import ReminderStep  # noqa: E402,F401

@@ -62,7 +62,7 @@ class PublicFundSpend(models.Model):
         verbose_name=_("posted by"),
     )
     ledger_transaction = models.OneToOneField(
-        "billing.LedgerTransaction",
+        to="billing.LedgerTransaction",
         on_delete=models.PROTECT,
         null=True,
         blank=True,

@@ -28,6 +28,7 @@ from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import KeepTogether
 
+from billing import chain
 from billing.models import Payment, PaymentItem, Refund
 from billing.money import money_text
 
@@ -159,6 +160,9 @@ def render_receipt(*, payment: Payment, items: list[PaymentItem], refunds: list[
         (_("Trade number"), payment.out_trade_no),
         (_("Status"), payment.get_status_display()),
     ]
+    check_code = chain.payment_check_code(payment)  # billing/chain.py; /check/ verifies it
+    if check_code:
+        facts.append((_("Check code"), check_code))
     fact_rows = [
         [_p(label, st.small), [_p(part, st.text) for part in str(value).split("\n")]]
         for label, value in facts

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Sum
 from django.utils.translation import gettext as _
 
+from billing import chain
 from billing.models import (
     Account,
     Bill,
@@ -469,7 +470,7 @@ def ledger_problems() -> list[str]:
         for key, (balance, computed) in account_totals.items()
         if balance != computed
     ]
-    return problems
+    return problems + chain.chain_problems()
 
 
 def paid_on_time(bills, paid_day) -> bool:

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from billing import api, desk_views, history_views, meter_views, public_fund_api, views
+from billing import (
+    api,
+    check_views,
+    desk_views,
+    history_views,
+    meter_views,
+    public_fund_api,
+    views,
+)
 
 # Mounted under /api/v1/ by config/urls.py.
 api_urlpatterns = [
@@ -30,6 +38,8 @@ api_urlpatterns = [
         public_fund_api.PublicFundSpendPostView.as_view(),
         name="api-public-fund-post",
     ),
+    # Anyone checks a receipt's check code (billing/chain.py, billing/check_views.py).
+    path("receipts/check/", check_views.ReceiptCheckView.as_view(), name="api-receipt-check"),
 ]
 
 urlpatterns = [
@@ -54,6 +64,7 @@ urlpatterns = [
         meter_views.meter_reading_entry,
         name="meter-reading-entry",
     ),
+    path("check/", check_views.receipt_check_page, name="receipt-check"),
     path("desk/", desk_views.desk_page, name="desk"),
     path("desk/receipts/<int:pk>/", desk_views.desk_receipt, name="desk-receipt"),
     path("desk/close/", desk_views.desk_day_close, name="desk-day-close"),

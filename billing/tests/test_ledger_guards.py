@@ -147,7 +147,8 @@ def test_the_app_role_cannot_switch_the_guards_off(booked, app_role, sql):
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'billing_posting'::regclass "
             "AND NOT tgisinternal AND tgenabled = 'O'"
         )
-        assert cursor.fetchone()[0] == 4
+        # 0002's two, 0004's two, 0007's public-fund debit guard.
+        assert cursor.fetchone()[0] == 5
 
 
 def test_the_app_role_still_does_its_work(booked, app_role):

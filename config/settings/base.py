@@ -330,6 +330,8 @@ if "sandbox" in PAYMENT_GATEWAYS and not SANDBOX_GATEWAY_SECRET:
 PAYMENT_PENDING_MINUTES = env.int("PAYMENT_PENDING_MINUTES", default=30)
 # Payments one user may start (API and pay page together), as DRF rates: "30/min", "500/hour".
 PAYMENT_THROTTLE_RATE = env.str("PAYMENT_THROTTLE_RATE", default="30/min")
+# Receipt check codes one client address may check (/check/ and its API), as a DRF rate.
+RECEIPT_CHECK_THROTTLE_RATE = env.str("RECEIPT_CHECK_THROTTLE_RATE", default="30/min")
 # The font of PDF receipts: a TrueType font (.ttf, or .ttc with RECEIPT_PDF_FONT_INDEX) with
 # Chinese glyphs, embedded in each receipt as a subset. Debian's fonts-wqy-microhei by default
 # (.ci/run and the Dockerfile install it); OpenType/CFF fonts such as Noto CJK cannot be embedded.

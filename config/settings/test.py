@@ -33,6 +33,7 @@ REST_FRAMEWORK = {
 # (tests/test_hardening.py) set low rates themselves.
 PAYMENT_THROTTLE_RATE = "10000/min"
 TICKET_THROTTLE_RATE = "10000/min"
+RECEIPT_CHECK_THROTTLE_RATE = "10000/min"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
     # Flushing between transactional tests may TRUNCATE the ledger (tests/flushable_postgresql).
     DATABASES["default"]["ENGINE"] = "tests.flushable_postgresql"  # noqa: F405

@@ -184,6 +184,11 @@ MATRIX: dict[str, dict[str, str]] = {
     # The centre's desk (billing/desk_views.py): its centre admins take payments there; anyone
     # else signed in is refused (403), and another centre's household, receipt or centre is 404.
     # Closing the day with the cash the ledger shows for it (this admin's desk payment) closes it.
+    # Anyone, signed in or not, checks a receipt's check code (billing/check_views.py): the
+    # answer names an amount, an estate and months, never a person or a flat.
+    "receipt-check": {
+        "GET":    "200   200   200   200   200   200   200   200   200   200   200   200",
+    },
     "desk": {
         "GET":    "login 403   403   403   403   403   403   403   403   403   200   404",
         "POST":   "login 403   403   403   403   403   403   403   403   403   302   404",
@@ -441,6 +446,9 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "api-public-fund-post": {
         "POST":   "401   403   403   404   403   404   403   404   403   404   409   404",
+    },
+    "api-receipt-check": {
+        "GET":    "200   200   200   200   200   200   200   200   200   200   200   200",
     },
     # --- API: repairs ----------------------------------------------------------------------------
     #              anon  res   nbr   oest  stf   ostf  insp  oins  com   ocom  adm   oadm

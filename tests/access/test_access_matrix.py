@@ -150,6 +150,13 @@ def _fund_spend(w: World):
     return spend
 
 
+def _check_code(w: World) -> str:
+    """The check code on the receipt of this household's paid payment (billing/chain.py)."""
+    from billing.chain import payment_check_code
+
+    return payment_check_code(w.objects["payment"])
+
+
 def _option(w: World) -> int:
     return w.objects["consultation"].options.get(label="同意").pk
 
@@ -216,6 +223,7 @@ SPECS: dict[str, Spec] = {
         kwargs=lambda w: {"out_trade_no": w.objects["pending_payment"].out_trade_no},
         bodies={"POST": lambda w: {"action": "cancel"}},
     ),
+    "receipt-check": Spec(query=lambda w: {"code": _check_code(w)}),
     "desk": Spec(
         query=lambda w: {"household": w.objects["household"].pk},
         bodies={
@@ -373,6 +381,7 @@ SPECS: dict[str, Spec] = {
     "api-public-fund-post": Spec(
         kwargs=lambda w: {"pk": _fund_spend(w).pk}, bodies={"POST": lambda w: {}}
     ),
+    "api-receipt-check": Spec(query=lambda w: {"code": _check_code(w)}),
     "api-payout-run": Spec(
         bodies={
             "POST": lambda w: {
