@@ -55,7 +55,7 @@ def test_resident_pays_two_bills_on_a_phone(browsing, demo):
     expect(page.locator("details li", has_text=str(demo.next()))).to_contain_text("已缴")
     page.go_back()
 
-    page.get_by_role("link", name="收据").click()
+    page.get_by_role("link", name="收据", exact=True).click()  # not 收据（PDF）
     receipt = page.locator(".receipt")
     expect(receipt).to_contain_text(str(demo))
     expect(receipt).to_contain_text(str(demo.next()))
