@@ -45,6 +45,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from alliance import trust
 from alliance.kpis import kpi_grid, rate
 from alliance.models import COMPONENTS, Component, Scorecard
 from billing import selectors as billing_selectors
@@ -292,6 +293,11 @@ def _scorecard(card: Scorecard | None) -> dict | None:
         "inspection_count": card.inspection_count,
         "ticket_count": card.ticket_count,
         "tickets_within_sla": card.tickets_within_sla,
+        # How far to trust it, and the company's appeals with the mediator's decisions: public
+        # as on the scorecard page, but only the count of rating bursts (their buildings and
+        # times are for the centre, the company and the mediators).
+        "trust": trust.scorecard_trust(scorecard=card),
+        "appeals": list(trust.scorecard_appeals(scorecard=card)),
     }
 
 

@@ -63,6 +63,7 @@ def estate(request, token: str):
             {**spend, "status_label": SPEND_STATUS.get(spend["status"], spend["status"])}
             for spend in figures.fund_spends
         ],
+        "burst_size": settings.ALLIANCE_RATING_BURST_SIZE,
     }
     return render(request, "alliance/public_estate.html", context)
 

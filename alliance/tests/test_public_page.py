@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
 from django.urls import reverse
@@ -330,3 +331,34 @@ def test_the_estates_dashboard_links_to_its_public_page_and_poster(busy, client)
 
     assert f'href="/estates/{community.public_token}/"' in page
     assert f'href="/estates/{community.public_token}/poster/"' in page
+
+
+def test_the_public_page_shows_how_far_to_trust_the_score_and_the_appeals(client, monkeypatch):
+    """Coverage and the flag count of the newest scorecard, and the company's appeal with the
+    mediator's decision, as the scorecard page shows them; never a flagged building."""
+    from alliance import appeals
+    from alliance.tests.factories import AUGUST
+    from alliance.tests.test_appeals import GROUNDS, Appealable
+
+    world = Appealable()  # August 2019: the page shows the year up to the month after it
+    monkeypatch.setattr(Period, "current", classmethod(lambda cls: AUGUST.next()))
+    appeal = appeals.appeal_file(user=world.manager, scorecard_id=world.card.pk, grounds=GROUNDS)
+    appeals.appeal_decide(
+        user=world.mediator,
+        scorecard_id=world.card.pk,
+        appeal_id=appeal.pk,
+        upheld=False,
+        decision="The check stands.",
+    )
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+    response = client.get(reverse("public-estate", args=[world.community.public_token]))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    coverage = response.context["scorecard"]["trust"].coverage
+    assert (coverage.rated, coverage.paid) == (2, 2)
+    assert 'data-flag-count="0"' in page
+    assert GROUNDS in page
+    assert "The check stands." in page
+    assert f'data-appeal="{appeal.pk}"' in page
