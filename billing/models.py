@@ -94,9 +94,7 @@ class Bill(models.Model):
     # can take its pass-through share without reading the lines.
     # db_default too: rows inserted in SQL without the column (bench/, earlier tools) are whole
     # escrowed bills, as every bill was before pass-through lines.
-    passthrough_amount = models.DecimalField(
-        _("passed through"), default=0, db_default=0, **MONEY
-    )
+    passthrough_amount = models.DecimalField(_("passed through"), default=0, db_default=0, **MONEY)
     overdue_since = models.DateField(_("overdue since"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
