@@ -313,6 +313,7 @@ SPECTACULAR_SETTINGS = {
         "PointsCurrencyEnum": "points.models.Currency",
         "PointsEntryKindEnum": "points.models.Entry.Kind",
         "RedemptionStatusEnum": "points.models.Redemption.Status",
+        "PublicFundSpendStatusEnum": "billing.public_fund_models.PublicFundSpend.Status",
     },
 }
 
