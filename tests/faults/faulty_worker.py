@@ -2,7 +2,11 @@
 to hold tasks at a chosen point and kill the worker there:
 
 - `in_transaction`: right after a ledger or points posting is written, before its transaction
-  commits (billing.ledger.post, points.services._post);
+  commits (billing.ledger.post once its postings and balances are written, just before it
+  chains them; points.services._post). Held before the chain's link rather than after it: the
+  chain's lock (billing/chain.py) is the site's one queue from a posting to its commit, so a
+  transaction held with it would hold every other posting too, and the batch could not reach
+  its second hold point;
 - `committed`: after the task returned (its transaction committed), before the worker
   acknowledges the message (Celery's task_postrun runs in the pool process before the result
   reaches the main process, which acks).
@@ -27,7 +31,7 @@ django.setup()
 import redis  # noqa: E402
 from celery.signals import task_postrun, task_prerun  # noqa: E402
 
-from billing import ledger  # noqa: E402
+from billing import chain  # noqa: E402
 from config.celery import app  # noqa: E402
 from points import services as points_services  # noqa: E402
 
@@ -74,12 +78,20 @@ def _held_in_transaction(original):
     return wrapper
 
 
+def _held_before(original):
+    def wrapper(*args, **kwargs):
+        _hold("in_transaction")
+        return original(*args, **kwargs)
+
+    return wrapper
+
+
 @task_postrun.connect
 def _held_after_commit(**kwargs):
     _hold("committed")
 
 
-ledger.post = _held_in_transaction(ledger.post)
+chain.append = _held_before(chain.append)  # ledger.post's last step
 points_services._post = _held_in_transaction(points_services._post)
 
 if __name__ == "__main__":
