@@ -7,6 +7,7 @@ PostgreSQL, so the ratio means something on a shared, noisy machine.
 
 from __future__ import annotations
 
+import operator
 import os
 import resource
 import time
@@ -24,6 +25,51 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_PASSWORD = "linli-bench-2026"
 
 
+# How a target compares its measured figure with its goal.
+COMPARISONS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One goal of a scenario as bench/results.json carries it, so a reader (and
+    tests/test_bench_results.py) sees which are met: `measured` compared with `goal` by `op`.
+    `limit` is the figure measured in the same run that `measured` is a ratio of, when it is one
+    (the raw insert's seconds, the bare endpoint's requests/s)."""
+
+    name: str  # what is measured, unit included: "cycles/s ÷ one-row requests/s", "p99 ms"
+    op: str  # a key of COMPARISONS
+    goal: float
+    measured: float | None  # None: could not be measured in this run (never met)
+    limit: float | None = None
+
+    def __post_init__(self):
+        if self.op not in COMPARISONS:
+            raise ValueError(f"unknown comparison {self.op!r}")
+
+    @property
+    def met(self) -> bool:
+        return self.measured is not None and COMPARISONS[self.op](self.measured, self.goal)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "goal": f"{self.op} {self.goal:g}",
+            "limit": self.limit,
+            "measured": self.measured,
+            "met": self.met,
+        }
+
+
+def targets_met(targets: list[Target]) -> bool:
+    return all(target.met for target in targets)
+
+
 @dataclass
 class Outcome:
     scenario: str
@@ -34,6 +80,8 @@ class Outcome:
     met: bool
     explanation: str = ""  # why a goal was missed and what bounds it; notes otherwise
     checks: dict = field(default_factory=dict)  # correctness after the scenario: name -> problems
+    # The goal as measurable targets; `met` must equal targets_met(targets) where there are any.
+    targets: list[Target] = field(default_factory=list)
 
 
 @dataclass

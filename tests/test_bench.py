@@ -14,7 +14,7 @@ from django.db import connection
 
 from alliance.models import Scorecard
 from bench import datagen
-from bench.core import BENCH_PASSWORD, Context, Outcome, correctness_checks
+from bench.core import BENCH_PASSWORD, Context, Outcome, Target, correctness_checks, targets_met
 from bench.run import merge_results, render_table, write_report
 from billing.models import Bill, Payment, PaymentItem, Payout
 from community import selectors as community_selectors
@@ -50,10 +50,17 @@ def ctx(tmp_path):
     return context
 
 
+def assert_targets(outcome: Outcome) -> None:
+    """Every goal is a measurable target, and the verdict is theirs."""
+    assert outcome.targets
+    assert all(target.measured is not None for target in outcome.targets)
+    assert outcome.met == targets_met(outcome.targets)
+
+
 def _filled(outcome: Outcome, scenario: str) -> None:
     assert outcome.scenario == scenario
     assert outcome.goal and outcome.figures
-    assert isinstance(outcome.met, bool)
+    assert_targets(outcome)
     assert correctness_checks() == {
         "ledger_problems": 0,
         "points_problems": 0,
@@ -196,17 +203,37 @@ def test_points_are_awarded_exactly_once_when_the_worker_is_killed(ctx, monkeypa
     assert awards.values("holder", "reference").distinct().count() == events
 
 
+def test_a_target_is_met_only_by_its_measured_figure():
+    assert Target("p99 ms", "<", 150, 149.9).met
+    assert not Target("p99 ms", "<", 150, 150).met
+    assert Target("ratio", ">=", 0.4, 0.4, limit=250.9).met
+    assert not Target("ratio", ">=", 0.4, 0.39).met
+    assert not Target("seconds", "<", 30, None).met  # not measured is not met
+    assert Target("ratio", ">=", 0.4, 0.41, limit=250.9).as_dict() == {
+        "name": "ratio",
+        "goal": ">= 0.4",
+        "limit": 250.9,
+        "measured": 0.41,
+        "met": True,
+    }
+    with pytest.raises(ValueError):
+        Target("seconds", "≤", 30, 1)
+
+
 def test_the_report_merges_runs_and_marks_misses(tmp_path):
     def entry(scenario, households, met, checks=None):
+        target = Target("seconds", "<", 1 if not met else 2, 1.5)
         return {
-            "scenario": scenario,
-            "households": households,
-            "communities": 200,
+            "name": scenario,
             "goal": "g",
             "limit": "",
+            "measured": {"seconds": 1.5},
+            "met": met,
+            "targets": [target.as_dict()],
+            "households": households,
+            "communities": 200,
             "figures": {"seconds": 1.5},
             "ratio": 1.0,
-            "met": met,
             "explanation": "" if met else "bounded by the disk",
             "checks": checks or {"ledger_problems": 0},
         }
@@ -221,6 +248,7 @@ def test_the_report_merges_runs_and_marks_misses(tmp_path):
     assert len(results["scenarios"]) == 1  # the same scale is replaced
     table = render_table(merge_results(path, [entry("dashboard", 100_000, False)], {}))
     assert "**MISSED**" in table and "bounded by the disk" in table
+    assert "seconds 1.500 (< 1) **missed**" in table
     assert "CHECK FAILED" in render_table(results)
     report = tmp_path / "performance.md"
     report.write_text(
@@ -242,4 +270,5 @@ def test_an_outcome_has_the_fields_the_http_scenarios_fill():
         "met",
         "explanation",
         "checks",
+        "targets",
     ]

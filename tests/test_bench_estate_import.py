@@ -7,6 +7,7 @@ from bench.core import Context
 from bench.scenarios import estate_import
 from community.models import Community, Household, Residency
 from community.periods import Period
+from tests.test_bench import assert_targets
 
 
 @pytest.mark.django_db
@@ -21,7 +22,8 @@ def test_the_estate_import_scenario_imports_and_reimports_a_tiny_estate(tmp_path
     )
     outcome = estate_import.run(ctx)
     assert outcome.scenario == "estate_import"
-    assert isinstance(outcome.met, bool) and outcome.ratio is not None
+    assert outcome.ratio is not None
+    assert_targets(outcome)
     households = estate_import.TINY_HOUSEHOLDS
     # 1 community, 1 building, the households, their owners, arrears for every tenth.
     assert outcome.figures["rows"] == 1 + 1 + households * 2 + households // 10

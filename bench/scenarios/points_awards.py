@@ -36,7 +36,7 @@ import redis
 from django.db import connection, transaction
 
 from bench import datagen
-from bench.core import PROJECT_ROOT, Context, Outcome, profiled, stopwatch
+from bench.core import PROJECT_ROOT, Context, Outcome, Target, profiled, stopwatch, targets_met
 from config.celery import app
 from points import tasks as points_tasks
 from points.selectors import rule_in_force
@@ -359,15 +359,28 @@ def run(ctx: Context) -> Outcome:
         written = _profile_awards(ctx, rows[:1])
         if written:
             explanation += f". Profile of one worker's award tasks, in-process: {written}."
+    targets = [
+        Target(
+            "worker seconds ÷ raw insert's",
+            "<=",
+            MAX_RATIO,
+            None if ratio is None else round(ratio, 2),
+            limit=round(limit_seconds, 3),
+        ),
+        Target("events awarded before the first deadline", ">=", events // 2, half),
+        Target("events not awarded", "==", 0, missing),
+        Target("events awarded twice", "==", 0, twice),
+    ]
     return Outcome(
         scenario="points_awards",
         goal=GOAL,
         limit=LIMIT,
         figures=figures,
         ratio=ratio,
-        met=not misses and not missing and not twice,
+        met=targets_met(targets),
         explanation=explanation,
         checks=checks,
+        targets=targets,
     )
 
 

@@ -17,7 +17,7 @@ from django.db import connection
 from alliance.models import Scorecard
 from alliance.tasks import refresh_scorecard
 from bench import datagen
-from bench.core import Context, Outcome, profiled, stopwatch
+from bench.core import Context, Outcome, Target, profiled, stopwatch, targets_met
 
 GOAL = "2N communities ≤ 2.2× the time of N; 1,000 communities < 30 s"
 MAX_GROWTH = 2.2
@@ -72,12 +72,23 @@ def run(ctx: Context) -> Outcome:
         explanation = "; ".join(misses) + ". " + explanation
     if written:
         explanation += f" Profile of the last communities: {written[0]}."
+    targets = [
+        Target("2N communities' seconds ÷ N's", "<=", MAX_GROWTH, growth),
+        Target(
+            "seconds for 1,000 communities" + ("" if measured_1000 else " (projected)"),
+            "<",
+            MAX_SECONDS_FOR_1000,
+            round(seconds_1000, 1),
+        ),
+        Target("scored cards ÷ communities", "==", 1, scored / len(ids) if ids else None),
+    ]
     return Outcome(
         scenario="scorecards",
         goal=GOAL,
         limit="",
         figures=figures,
         ratio=growth,
-        met=not misses,
+        met=targets_met(targets),
         explanation=explanation.strip(),
+        targets=targets,
     )
