@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from billing import charges, events, ledger, selectors
-from billing.gateways import get_gateway
+from billing.gateways import UnknownGateway, get_gateway
 from billing.gateways.base import GatewayError, NotificationRejected, PaymentRequest
 from billing.locks import (
     accounts_for_update,
@@ -370,46 +370,59 @@ def payment_create(
     body → 409. A bill of another household → 404; a bill already paid, waived, void or inside
     another pending payment → 409. The bills are locked while they are checked, and a partial
     unique index (one open payment item per bill) holds even against a race.
+
+    A new payment is the common case, so the key is not looked up first: the unique index on
+    (payer, key) refuses a second insert, and only a request that does not succeed (the key
+    taken, or a bill refused) looks for the payment that key made — answering with it if the
+    body is the same, 409 if not, exactly as a lookup beforehand would.
     """
-    existing = _replay(payer, idempotency_key, fingerprint)
-    if existing is not None:
-        return existing, False
+    try:
+        return _payment_create(
+            payer=payer,
+            bill_ids=bill_ids,
+            gateway=gateway,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        ), True
+    except (_Taken, Bill.DoesNotExist, Conflict, ValidationError, UnknownGateway) as exc:
+        replay = _replay(payer, idempotency_key, fingerprint)
+        if replay is not None:  # a retry, or the same request racing itself
+            return replay, False
+        if isinstance(exc, _Taken):
+            raise Conflict(_("One of these bills is already in a payment in progress.")) from exc
+        raise
+
+
+def _payment_create(
+    *, payer: User, bill_ids: list[int], gateway: str, idempotency_key: str, fingerprint: str
+) -> Payment:
     if not bill_ids:
         raise ValidationError({"bill_ids": _("Choose at least one bill.")})
     gateway_impl = get_gateway(gateway)
     visible = community_selectors.household_list(user=payer, roles=[community_selectors.RESIDENT])
-    try:
-        with transaction.atomic():
-            bills = bills_for_update(bill_ids)
-            households = {b.household_id for b in bills}
-            if len(bills) != len(set(bill_ids)) or visible.filter(pk__in=households).count() != len(
-                households
-            ):
-                raise Bill.DoesNotExist("bill not found")
-            for bill in bills:
-                if bill.status in (Bill.Status.PAID, Bill.Status.WAIVED):
-                    raise Conflict(
-                        _("Bill %(period)s is already settled.") % {"period": bill.period}
-                    )
-                if bill.status == Bill.Status.VOID:
-                    raise Conflict(
-                        _("Bill %(period)s was a prepayment that expired; prepay again.")
-                        % {"period": bill.period}
-                    )
-            payment = _payment_open(
-                payer=payer,
-                bills=bills,
-                gateway=gateway,
-                gateway_impl=gateway_impl,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-            )
-    except _Taken as exc:
-        replay = _replay(payer, idempotency_key, fingerprint)
-        if replay is not None:  # the same request, racing itself
-            return replay, False
-        raise Conflict(_("One of these bills is already in a payment in progress.")) from exc
-    return payment, True
+    with transaction.atomic():
+        bills = bills_for_update(bill_ids)
+        households = {b.household_id for b in bills}
+        if len(bills) != len(set(bill_ids)) or visible.filter(pk__in=households).count() != len(
+            households
+        ):
+            raise Bill.DoesNotExist("bill not found")
+        for bill in bills:
+            if bill.status in (Bill.Status.PAID, Bill.Status.WAIVED):
+                raise Conflict(_("Bill %(period)s is already settled.") % {"period": bill.period})
+            if bill.status == Bill.Status.VOID:
+                raise Conflict(
+                    _("Bill %(period)s was a prepayment that expired; prepay again.")
+                    % {"period": bill.period}
+                )
+        return _payment_open(
+            payer=payer,
+            bills=bills,
+            gateway=gateway,
+            gateway_impl=gateway_impl,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
 
 
 def _payment_open(

@@ -67,6 +67,50 @@ def test_the_same_key_with_another_body_is_a_conflict(as_user, household_with_bi
     assert Payment.objects.count() == 1
 
 
+def test_a_replay_after_the_payment_succeeded_returns_it(as_user, household_with_bills):
+    # The key is looked up only when the insert is refused: here the bills are settled by the
+    # first request itself, and its retry still gets that payment, not "already settled".
+    client = as_user(household_with_bills["user"])
+    ids = [b.pk for b in household_with_bills["bills"]]
+    first = create(client, ids)
+    notify(Payment.objects.get(pk=first.json()["id"]))
+
+    second = create(client, ids)
+
+    assert second.status_code == 201
+    assert second.json()["id"] == first.json()["id"]
+    assert Payment.objects.count() == 1
+    assert Payment.objects.get().status == Payment.Status.SUCCEEDED
+
+
+def test_a_replay_of_a_pending_payment_registers_no_second_trade(as_user, household_with_bills):
+    client = as_user(household_with_bills["user"])
+    ids = [b.pk for b in household_with_bills["bills"]]
+    first, second = create(client, ids), create(client, ids)
+
+    assert second.json() == first.json()
+    assert SandboxTrade.objects.count() == 1
+
+
+def test_a_used_key_with_someone_elses_bill_is_a_conflict(as_user, household_with_bills):
+    client = as_user(household_with_bills["user"])
+    mine = household_with_bills["bills"][0]
+    theirs = BillFactory(household=household_with_bills["neighbour"], period="2019-08")
+    assert create(client, [mine.pk]).status_code == 201
+
+    response = create(client, [theirs.pk])
+
+    assert response.status_code == 409
+    assert Payment.objects.count() == 1
+
+
+def test_a_new_key_with_someone_elses_bill_is_not_found(as_user, household_with_bills):
+    theirs = BillFactory(household=household_with_bills["neighbour"], period="2019-08")
+    response = create(as_user(household_with_bills["user"]), [theirs.pk], key="fresh")
+    assert response.status_code == 404
+    assert Payment.objects.count() == 0
+
+
 def test_an_idempotency_key_is_required(as_user, household_with_bills):
     response = as_user(household_with_bills["user"]).post(
         "/api/v1/payments/",
