@@ -64,6 +64,8 @@ class Recorder:
             values = sorted(values)
             return {
                 "count": len(values),
+                # The mean too: Little's law (users in flight ÷ requests/s) is about the mean.
+                "mean_ms": round(sum(values) / len(values), 2) if values else None,
                 "p50_ms": percentile(values, 50),
                 "p95_ms": percentile(values, 95),
                 "p99_ms": percentile(values, 99),

@@ -128,6 +128,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--profile", help="write a pyinstrument profile of the timed cycles here (.html or text)"
     )
+    parser.add_argument(
+        "--cprofile",
+        help="write cProfile stats of the timed cycles here, timed in process CPU (not wall) time",
+    )
     parser.add_argument("--sql", action="store_true", help="print one cycle's SQL")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -167,10 +171,20 @@ def main(argv=None) -> int:
 
             profiler = Profiler(interval=0.0005)
             profiler.start()
+        cpu_profiler = None
+        if args.cprofile:
+            import cProfile
+
+            # CPU, not wall: the server's CPU per cycle is what bounds the rush.
+            cpu_profiler = cProfile.Profile(time.process_time)
+            cpu_profiler.enable()
         wall = time.perf_counter()
         for n, (token, bill_id) in enumerate(jobs[args.warmup :], start=args.warmup):
             _cycle(client, sandbox, token, bill_id, n, timings)
         wall = time.perf_counter() - wall
+        if cpu_profiler is not None:
+            cpu_profiler.disable()
+            cpu_profiler.dump_stats(args.cprofile)
         if profiler is not None:
             profiler.stop()
             with open(args.profile, "w") as out:
@@ -191,6 +205,18 @@ def main(argv=None) -> int:
         total_q = (timings["create_q"] + timings["notify_q"]) / m
         print(
             f"cycle:  {total_cpu:.2f} CPU ms, {total_q:.1f} queries, {wall * 1000 / m:.1f} ms wall"
+        )
+        # The rush's limit, in the same process: the bare authenticated one-row request.
+        token = jobs[0][0]
+        for _ in range(args.warmup):
+            client.get("/bench/one-row/", HTTP_AUTHORIZATION=f"Token {token}")
+        start = time.process_time()
+        for _ in range(m):
+            client.get("/bench/one-row/", HTTP_AUTHORIZATION=f"Token {token}")
+        one_row = (time.process_time() - start) * 1000 / m
+        print(
+            f"one-row: {one_row:.2f} CPU ms; a cycle costs {total_cpu / one_row:.1f}× that "
+            f"(cycles/s at most ~{one_row / total_cpu:.0%} of its requests/s)"
         )
         if args.sql:
             for name in ("create", "notify"):
