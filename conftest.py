@@ -73,6 +73,23 @@ def _ledger_stays_sound(request):
 
 
 @pytest.fixture(autouse=True)
+def _summary_stays_right(request):
+    """After every test that touched the database: the dashboards' per-estate, per-month summary
+    equals a recount of the bills and tickets (alliance.summary.summary_problems), so a write
+    that forgets to report its change to the summary fails the test that makes it."""
+    yield
+    uses_db = {"db", "transactional_db", "django_db_setup"} & set(request.fixturenames) or (
+        request.node.get_closest_marker("django_db")
+    )
+    if not uses_db or request.node.get_closest_marker("summary_bypassed"):
+        return
+    from alliance.summary import summary_problems
+
+    problems = summary_problems()
+    assert problems == [], f"summary differs from a recount after {request.node.nodeid}: {problems}"
+
+
+@pytest.fixture(autouse=True)
 def _points_stay_sound(request):
     """After every test that touched the database: every points balance equals the sum of its
     entries and every redemption has exactly its debit (and refund) (points.selectors

@@ -1,5 +1,5 @@
 """The key figures (KPIs) of an estate for a month, and the same figures for many estates and
-months at once for the dashboards. Every figure is counted from the records as they are now.
+months at once for the dashboards.
 
 Definitions (also in the README):
 - households: the community's households (all of them, occupied or not);
@@ -18,10 +18,13 @@ Rates are Decimals with 4 places (0–1). A rate without a denominator (nothing 
 nothing rated) is 0.0000: a defined value, never a division by zero; the counts beside it show
 why.
 
-The single-estate figures (`community_kpis`) use repairs.selectors.handling_figures directly.
-The dashboards need every estate of a centre for twelve months, so `kpi_grid` asks the database
-for all of them grouped by estate and month in a fixed number of queries; it builds the same
-HandlingFigures from the grouped counts, and a test checks that both agree.
+The single-estate figures (`community_kpis`) are counted from the bills and tickets (and
+repairs.selectors.handling_figures). The dashboards need every estate of a centre for twelve
+months, so `kpi_grid` reads them from the per-estate, per-month summary rows
+(community.summary_models.EstateMonth) that the bill run, payments, refunds, waivers and the
+ticket services keep in the same transactions as their writes; it builds the same
+HandlingFigures from them, and tests check that both agree and that the summary equals a
+recount after any sequence of those writes (alliance.summary).
 """
 
 from collections import defaultdict
@@ -29,17 +32,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Avg, Count, Q, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from alliance.models import Scorecard
 from billing.models import Account, Bill, LedgerTransaction, PaymentItem, Posting
 from billing.money import ZERO, fen
-from community.models import Community, Household
+from community.models import Community, EstateMonth, Household
 from community.periods import Period
 from repairs import selectors as repairs_selectors
-from repairs.models import HANDLED_STATUSES, OPEN_STATUSES, Status, Ticket
+from repairs.models import OPEN_STATUSES, Ticket
 
 FOUR_PLACES = Decimal("0.0001")
 
@@ -120,15 +122,17 @@ def _periods(until: Period, months: int) -> list[Period]:
     return [until.plus(-n) for n in range(months - 1, -1, -1)]
 
 
-def _average(value) -> Decimal | None:
-    if value is None:
+def _mean(total: int, count: int) -> Decimal | None:
+    """total ÷ count to 2 places, half up (as handling_figures rounds its Avg); None for none."""
+    if not count:
         return None
-    return Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return (Decimal(total) / Decimal(count)).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 def kpi_grid(*, community_ids: list[int], until: Period, months: int = 12) -> dict:
     """{(community_id, period): Kpis} for every estate and each of the `months` months up to
-    `until`: three grouped queries, whatever the number of estates and months."""
+    `until`: two queries (households by estate, the summary rows), whatever the number of
+    estates and months."""
     periods = _periods(until, months)
     names = [str(p) for p in periods]
     households = dict(
@@ -138,67 +142,32 @@ def kpi_grid(*, community_ids: list[int], until: Period, months: int = 12) -> di
         .annotate(n=Count("pk"))
         .values_list("building__community_id", "n")
     )
-    # Grouped by status too: the (community, period, status) index answers it on its own.
-    # order_by(): Bill's Meta.ordering (by household) would otherwise join the household,
-    # building and community tables into the aggregate (the same in the queries below).
-    bills = defaultdict(lambda: {"due": 0, "paid": 0})
-    for community_id, period, status, count in (
-        Bill.objects.filter(community_id__in=community_ids, period__in=names)
-        .order_by()
-        .values("community_id", "period", "status")
-        .annotate(n=Count("*"))
-        .values_list("community_id", "period", "status", "n")
-    ):
-        if status not in (Bill.Status.WAIVED, Bill.Status.VOID):
-            bills[(community_id, period)]["due"] += count
-        if status == Bill.Status.PAID:
-            bills[(community_id, period)]["paid"] += count
-    # The same rules as repairs.selectors.handling_figures, grouped by estate and month.
-    start, _ = repairs_selectors.period_bounds(periods[0])
-    _, end = repairs_selectors.period_bounds(periods[-1])
-    handled = Q(status__in=HANDLED_STATUSES)
-    tickets = {}
-    for row in (
-        Ticket.objects.filter(
-            community_id__in=community_ids, created_at__gte=start, created_at__lt=end
-        )
-        .exclude(status=Status.CANCELLED)
-        .order_by()
-        .annotate(month=TruncMonth("created_at", tzinfo=timezone.get_default_timezone()))
-        .values("community_id", "month")
-        .annotate(
-            total=Count("pk"),
-            handled=Count("pk", filter=handled),
-            handled_within_sla=Count("pk", filter=handled & Q(sla_breached=False)),
-            rated=Count("rating"),
-            satisfied=Count("rating", filter=Q(rating__stars__gte=4)),
-            average_stars=Avg("rating__stars"),
-        )
-    ):
-        month = row["month"]
-        key = (row["community_id"], str(Period(month.year, month.month)))
-        tickets[key] = row
+    # The bills and tickets of each estate and month, as the services keep them counted in the
+    # summary rows (community.summaries; alliance.summary recounts them): one row per estate and
+    # month read, none of the millions of bills and tickets counted.
+    summary = {
+        (row.community_id, row.period): row
+        for row in EstateMonth.objects.filter(community_id__in=community_ids, period__in=names)
+    }
     grid = {}
     for community_id in community_ids:
         for period in periods:
-            key = (community_id, str(period))
-            bill = bills.get(key, {"due": 0, "paid": 0})
-            ticket = tickets.get(key, {})
+            row = summary.get((community_id, str(period))) or EstateMonth()
             grid[(community_id, period)] = Kpis(
                 community_id=community_id,
                 period=period,
                 households=households.get(community_id, 0),
-                bills_due=bill["due"],
-                bills_paid=bill["paid"],
+                bills_due=row.bills_due,
+                bills_paid=row.bills_paid,
                 tickets=repairs_selectors.HandlingFigures(
                     community_id=community_id,
                     period=period,
-                    total=ticket.get("total", 0),
-                    handled=ticket.get("handled", 0),
-                    handled_within_sla=ticket.get("handled_within_sla", 0),
-                    rated=ticket.get("rated", 0),
-                    satisfied=ticket.get("satisfied", 0),
-                    average_stars=_average(ticket.get("average_stars")),
+                    total=row.tickets_total,
+                    handled=row.tickets_handled,
+                    handled_within_sla=row.tickets_handled_within_sla,
+                    rated=row.tickets_rated,
+                    satisfied=row.tickets_satisfied,
+                    average_stars=_mean(row.tickets_stars, row.tickets_rated),
                 ),
             )
     return grid

@@ -22,6 +22,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from billing import summary as billing_summary
 from billing.locks import bills_for_update
 from billing.models import (
     Bill,
@@ -315,6 +316,11 @@ def bills_generate_for_agreement(agreement: Agreement, period: Period, due) -> i
     else:
         created = _generate_python(agreement, period, due)
     _metered_lines_for_billed_households(agreement, period)
+    # The new bills are all unpaid: one upsert of the estate's month in the summary, last (the
+    # summary's rows are locked after the bills and accounts, in every service).
+    billing_summary.unpaid_bills_created(
+        community_id=agreement.community_id, period=str(period), count=created
+    )
     return created
 
 
@@ -410,9 +416,11 @@ def _bill_add(bill: Bill, amount: Decimal, *, passthrough: bool = False) -> None
     bill.amount += amount
     if passthrough:
         bill.passthrough_amount += amount
+    before = bill.status
     if bill.status != Bill.Status.WAIVED:
         bill.status = Bill.status_for(amount=bill.amount, paid_amount=bill.paid_amount)
     bill.save(update_fields=["amount", "passthrough_amount", "status"])
+    billing_summary.bills_moved([(bill, before)])
 
 
 # --- meter readings and opening arrears (entered by staff, or imported) ------------------------
@@ -606,6 +614,7 @@ def opening_arrears_record(*, household: Household, period: Period, amount) -> t
                 amount=value,
                 settlement=Settlement.PASSTHROUGH,
             )
+            billing_summary.bills_created([bill])
     except IntegrityError:  # the same household and month, at the same time
         return unchanged_or_conflict(existing_bill())
     return bill, "created"

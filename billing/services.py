@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from billing import charges, events, ledger, selectors
+from billing import summary as billing_summary
 from billing.gateways import UnknownGateway, get_gateway
 from billing.gateways.base import GatewayError, NotificationRejected, PaymentRequest
 from billing.locks import (
@@ -164,6 +165,7 @@ def _prepaid_bills_create(bills: list[tuple[Bill, list]], community: Community) 
     rows = [bill for bill, _ in bills]
     discounts = charges.prepay_discount_lines(rows, [c for _, c in bills], community.pk)
     Bill.objects.bulk_create(rows)
+    billing_summary.bills_created(rows)
     lines = [charge.line(bill) for bill, month in bills for charge in month]
     for line in discounts:
         line.bill_id = line.bill.pk
@@ -246,21 +248,35 @@ def prepaid_bills(payment: Payment) -> list[Bill]:
     )
 
 
-def _void_unpaid_prepaid_bills(bill_ids) -> int:
+def _void_unpaid_prepaid_bills(bill_ids) -> list[tuple[Bill, str]]:
     """Prepaid bills of months still to come that nothing pays any more (their payment failed
     or expired, or their money was refunded) become void: never owed, and out of the
     one-bill-per-month rule, so the month's own bill is issued by the bill run at the rate then
-    in force. A prepaid bill of this month stays: the month is owed anyway."""
-    return (
-        Bill.objects.filter(
-            pk__in=list(bill_ids),
-            is_prepaid=True,
-            status=Bill.Status.UNPAID,
-            period__gt=str(Period.current()),
+    in force. A prepaid bill of this month stays: the month is owed anyway.
+
+    One UPDATE ... RETURNING (PostgreSQL, SQLite 3.35+). Returns the voided bills' moves for
+    billing.summary.bills_moved, which the caller reports with its own, last (after any ledger
+    posting: the summary's rows are the last locks a transaction takes)."""
+    ids = list(bill_ids)
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE billing_bill SET status = %s
+             WHERE id IN ({", ".join(["%s"] * len(ids))})
+               AND is_prepaid AND status = %s AND period > %s
+               AND NOT EXISTS (SELECT 1 FROM billing_paymentitem AS i
+                                WHERE i.bill_id = billing_bill.id AND i.is_open)
+            RETURNING community_id, period
+            """,
+            [Bill.Status.VOID, *ids, Bill.Status.UNPAID, str(Period.current())],
         )
-        .exclude(payment_items__is_open=True)
-        .update(status=Bill.Status.VOID)
-    )
+        voided = cursor.fetchall()
+    return [
+        (Bill(community_id=c, period=p, status=Bill.Status.VOID), Bill.Status.UNPAID)
+        for c, p in voided
+    ]
 
 
 def bill_mark_overdue(*, today=None) -> int:
@@ -314,8 +330,10 @@ def bill_waive(*, bill: Bill) -> Bill:
     bill = bills_for_update([bill.pk])[0]
     if bill.paid_amount > 0 or bill.payment_items.filter(is_open=True).exists():
         raise Conflict(_("A bill with payments cannot be waived; refund first."))
+    before = bill.status
     bill.status = Bill.Status.WAIVED
     bill.save(update_fields=["status"])
+    billing_summary.bills_moved([(bill, before)])
     audit.record(
         action=audit.Action.BILL_WAIVED,
         target=bill,
@@ -489,7 +507,9 @@ def _fail(payment: Payment, reason: str) -> None:
     payment.failure_reason = reason
     payment.save(update_fields=["status", "failure_reason"])
     _close_items(payment)
-    _void_unpaid_prepaid_bills(payment.items.values_list("bill_id", flat=True))
+    billing_summary.bills_moved(
+        _void_unpaid_prepaid_bills(payment.items.values_list("bill_id", flat=True))
+    )
 
 
 @transaction.atomic
@@ -523,6 +543,7 @@ def _succeed(
                 _("Bill %(bill)s can no longer take %(amount)s.")
                 % {"bill": bill.pk, "amount": item.amount}
             )
+    before = {pk: bill.status for pk, bill in bills.items()}
     for item in items:
         bill = bills[item.bill_id]
         bill.paid_amount += item.amount
@@ -552,6 +573,10 @@ def _succeed(
         memo=f"{payment.gateway} {trade_no}",
         payment=payment,
     )
+    # Every estate and month the payment paid a bill of, in the dashboards' summary: one
+    # upsert, after the ledger has locked the accounts (a refund locks them before it too, so
+    # the two never wait for each other's locks in opposite orders).
+    billing_summary.bills_moved((bill, before[pk]) for pk, bill in bills.items())
     paid_day = timezone.localdate(paid_at)
     bill_rows = [bills[item.bill_id] for item in items]
     payload = {
@@ -671,7 +696,7 @@ def _book_to_suspense(payment: Payment, *, trade_no: str, paid_at: datetime) -> 
     payment.in_suspense = payment.amount
     payment.save(update_fields=["status", "failure_reason", "trade_no", "paid_at", "in_suspense"])
     _close_items(payment)
-    _void_unpaid_prepaid_bills(payment.items.values_list("bill_id", flat=True))
+    voided = _void_unpaid_prepaid_bills(payment.items.values_list("bill_id", flat=True))
     ledger.post(
         kind=LedgerTransaction.Kind.CAPTURE_UNBOOKED,
         idempotency_key=f"capture:{payment.pk}",
@@ -682,6 +707,7 @@ def _book_to_suspense(payment: Payment, *, trade_no: str, paid_at: datetime) -> 
         memo=f"{payment.gateway} {trade_no}",
         payment=payment,
     )
+    billing_summary.bills_moved(voided)
     item = payment.items.select_related("bill__community").first()
     audit.record(
         action=audit.Action.CAPTURE_UNBOOKED,
@@ -1091,6 +1117,8 @@ class _RefundPlan:
     legs: list[ledger.Leg] = field(default_factory=list)
     items: list[PaymentItem] = field(default_factory=list)
     bills: list[Bill] = field(default_factory=list)
+    # The bills' statuses before the refund, for the dashboards' summary.
+    statuses_before: dict[int, str] = field(default_factory=dict)
     from_escrow: Decimal = ZERO
     from_company: Decimal = ZERO
     from_fund: Decimal = ZERO
@@ -1136,12 +1164,13 @@ def _refund_from_bills(payment: Payment, amount: Decimal) -> _RefundPlan:
     )
     items.sort(key=lambda item: (item.bill.period, item.pk), reverse=True)
     bills = {b.pk: b for b in bills_for_update([item.bill_id for item in items])}
+    plan_before = {pk: bill.status for pk, bill in bills.items()}
     if payment.gateway == Payment.DESK_GATEWAY:
         # Paid back at the desk, by the method it came in: out of the same desk account.
         payer_side = ledger.desk_account(items[0].bill.community.centre, payment.method)
     else:
         payer_side = ledger.clearing_account(payment.gateway)
-    plan = _RefundPlan(legs=[ledger.Leg(payer_side, -amount)])
+    plan = _RefundPlan(legs=[ledger.Leg(payer_side, -amount)], statuses_before=plan_before)
     to_take = amount
     for item in items:
         take = min(to_take, item.amount - item.refunded_amount)
@@ -1282,13 +1311,18 @@ def payment_refund(
                 ) from exc
             refund.gateway_refund_id = result.gateway_refund_id
             Refund.objects.filter(pk=refund.pk).update(gateway_refund_id=refund.gateway_refund_id)
+        moves = []
         if plan.items:
             PaymentItem.objects.bulk_update(
                 plan.items,
                 ["refunded_amount", "refunded_from_company", "refunded_from_fund", "held_back"],
             )
             Bill.objects.bulk_update(plan.bills, ["paid_amount", "status"])
-            _void_unpaid_prepaid_bills(b.pk for b in plan.bills if b.paid_amount == 0)
+            moves = [
+                (bill, plan.statuses_before[pk])
+                for pk, bill in {b.pk: b for b in plan.bills}.items()
+            ]
+            moves += _void_unpaid_prepaid_bills(b.pk for b in plan.bills if b.paid_amount == 0)
         payment.refunded_amount += amount
         payment.in_suspense -= plan.from_suspense
         # A payment that paid its bills becomes refunded; one whose money sat in suspense stays
@@ -1304,6 +1338,8 @@ def payment_refund(
             payment=payment,
             refund=refund,
         )
+        # The bills it unpaid (and voided) in the dashboards' summary: one upsert, last.
+        billing_summary.bills_moved(moves)
         first_item = payment.items.select_related("bill__community").first()
         audit.record(
             action=audit.Action.REFUND,

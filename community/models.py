@@ -1148,3 +1148,6 @@ class AuditEntry(models.Model):
 
 # The notifications layer's models live in their own module (community/notification_models.py).
 from community.notification_models import Delivery, NotificationPreference  # noqa: E402,F401
+
+# The dashboards' per-estate, per-month summary (community/summary_models.py).
+from community.summary_models import EstateMonth  # noqa: E402,F401

@@ -27,6 +27,7 @@ from community.models import Community, Household, User
 from community.notification_models import Kind as NotificationKind
 from config.api import Conflict
 from repairs import events, selectors, transitions
+from repairs import summary as ticket_summary
 from repairs.models import (
     MAX_PHOTOS,
     OPEN_STATUSES,
@@ -61,6 +62,14 @@ def _set_deadlines(ticket: Ticket, start: datetime) -> None:
     ticket.resolve_due = start + timedelta(hours=category.resolve_hours)
     ticket.response_escalated_at = None
     ticket.resolve_escalated_at = None
+
+
+def _figures(ticket: Ticket, stars: int | None = None) -> dict[str, int]:
+    """What the ticket counts for in the dashboards' summary (repairs.summary), with `stars`
+    its rating if it has one and the caller needs it counted."""
+    return ticket_summary.figures(
+        status=ticket.status, sla_breached=ticket.sla_breached, stars=stars
+    )
 
 
 def _lock(ticket: Ticket | int) -> Ticket:
@@ -185,6 +194,7 @@ def ticket_create(
         # Lengths and choices (no queries); the relations were checked above.
         ticket.clean_fields(exclude=["category", "community", "household", "filed_by"])
         ticket.save()
+        ticket_summary.ticket_moved(ticket, before={}, after=_figures(ticket))
         TicketEvent.objects.create(
             ticket=ticket,
             kind=TicketEvent.Kind.FILED,
@@ -291,12 +301,24 @@ def ticket_transition(
                     % {"days": settings.REPAIRS_REOPEN_DAYS}
                 )
 
-        source = ticket.status
+        source, breached = ticket.status, ticket.sla_breached
         _apply(ticket, action, actor=actor, assignee=assignee, at=at)
         ticket.status = rule.target
         ticket.next_due = _next_due(ticket)
         ticket.updated_at = at
         ticket.save()
+        # The rating counts only while the ticket is not cancelled: read it only when that
+        # changes (a reopened, rated ticket the filer then cancels).
+        stars = (
+            TicketRating.objects.filter(ticket=ticket).values_list("stars", flat=True).first()
+            if Status.CANCELLED in (source, ticket.status)
+            else None
+        )
+        ticket_summary.ticket_moved(
+            ticket,
+            before=ticket_summary.figures(status=source, sla_breached=breached, stars=stars),
+            after=_figures(ticket, stars),
+        )
         TicketEvent.objects.create(
             ticket=ticket,
             kind=rule.event,
@@ -416,6 +438,7 @@ def ticket_rate(
                 )
         except IntegrityError:
             raise Conflict(_("This ticket has already been rated.")) from None
+        ticket_summary.ticket_moved(ticket, before=_figures(ticket), after=_figures(ticket, stars))
         TicketEvent.objects.create(
             ticket=ticket,
             kind=TicketEvent.Kind.RATED,
@@ -530,8 +553,12 @@ def _escalate_one(pk: int, *, deadline: str, now: datetime) -> bool:
         return False  # handled meanwhile, or another worker holds it
     due = getattr(ticket, f"{deadline}_due")
     setattr(ticket, f"{deadline}_escalated_at", now)
+    before = _figures(ticket)
     ticket.sla_breached = True
     ticket.save(update_fields=[f"{deadline}_escalated_at", "sla_breached"])
+    # An open ticket is not handled, so this changes no count today; reported all the same,
+    # so the summary never depends on which statuses the escalation job picks.
+    ticket_summary.ticket_moved(ticket, before=before, after=_figures(ticket))
     local_due = timezone.localtime(due)
     with translation.override(settings.LANGUAGE_CODE):  # written by the system: the site language
         note = _("%(what)s (due %(due)s)") % {

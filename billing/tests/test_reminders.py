@@ -118,6 +118,7 @@ def test_reminders_follow_the_schedule_once_per_firing(django_capture_on_commit_
     assert titles[0] != titles[1] != titles[2]  # before, on and after the due date read apart
 
 
+@pytest.mark.summary_bypassed  # a bill marked paid in SQL
 def test_paid_and_waived_bills_get_no_reminder():
     paid, owner = owed_bill()
     Bill.objects.filter(pk=paid.pk).update(status=Bill.Status.PAID, paid_amount=F("amount"))

@@ -54,6 +54,7 @@ def test_a_category_resolves_no_sooner_than_it_responds():
         TicketCategory.objects.create(kind=Kind.REPAIR, name="y", response_hours=0, resolve_hours=4)
 
 
+@pytest.mark.summary_bypassed
 @pytest.mark.parametrize("stars", [0, 6])
 def test_stars_are_1_to_5_in_the_database(stars):
     estate = Estate()
@@ -62,6 +63,7 @@ def test_stars_are_1_to_5_in_the_database(stars):
         TicketRating.objects.create(ticket=ticket, rated_by=estate.filer, stars=stars)
 
 
+@pytest.mark.summary_bypassed
 def test_one_rating_per_ticket_in_the_database():
     estate = Estate()
     ticket = raw_ticket(estate)
