@@ -455,6 +455,10 @@ def _lock_waiting(summary: dict) -> float:
     return round(sum(v for k, v in summary["waiting_avg"].items() if k.startswith("Lock/")), 2)
 
 
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def explain(figures: dict, ratio: float | None) -> str:
     hot = figures["cycles_per_s"]
     spread = figures["spread_cycles_per_s"]
@@ -468,11 +472,12 @@ def explain(figures: dict, ratio: float | None) -> str:
         verdict = "The escrow row bounds the rush: one community is clearly slower than many."
     elif cpu_cycle and cpu_row:
         verdict = (
-            "The escrow row does not bound it: the gunicorn workers' CPU does (a cycle costs "
-            f"{cpu_cycle / cpu_row:.1f}× the CPU of a one-row request, so at most "
-            f"~{cpu_row / cpu_cycle:.0%} of its rate); see the profile. Spreading payments "
-            "over communities would not help anyway while every payment also debits the one "
-            "gateway clearing account."
+            "The escrow row does not bound it: CPU does. A cycle costs the gunicorn workers "
+            f"{cpu_cycle / cpu_row:.1f}× the CPU of a one-row request, which alone would allow "
+            f"~{cpu_row / cpu_cycle:.0%} of its rate; the measured ratio differs by what "
+            "PostgreSQL, the load generator and the machine's other load take from the 2 cores "
+            "in each run. See the profile. Spreading payments over communities would not help "
+            "anyway while every payment also debits the one gateway clearing account."
         )
     else:
         verdict = ""
@@ -491,10 +496,10 @@ def explain(figures: dict, ratio: float | None) -> str:
         f"with {figures['users']} users in a closed loop without think time all of them are in "
         f"flight (in the rush, all but those in the gateway's step). One-row endpoint: "
         f"{figures['one_row_rps']} requests/s, so a mean of {one_row_mean} ms (measured "
-        f"{figures['one_row_mean_ms']} ms), p99 {figures['one_row_p99_ms']} ms. Rush: "
+        f"{figures['one_row_mean_ms']} ms), p99 {_ms(figures['one_row_p99_ms'])} ms. Rush: "
         f"{figures['rush_rps']} requests/s, so a mean of at most {rush_mean} ms (measured "
-        f"{figures['mean_ms']} ms), p99 {figures['p99_ms']} ms. A p99 under 150 ms needs a mean "
-        f"under 150 ms, that is more than {needs} requests/s"
+        f"{figures['mean_ms']} ms), p99 {_ms(figures['p99_ms'])} ms. A p99 under 150 ms needs "
+        f"a mean under 150 ms, that is more than {needs} requests/s"
         + (
             ", which even the bare one-row endpoint did not reach in this run: with 32 users "
             "the p99 goal is out of reach of the cheapest authenticated request on this "
