@@ -78,6 +78,29 @@ def public_fund_account(community: Community) -> Account:
     return _account(Account.Kind.PUBLIC_FUND, f"public_fund:{community.pk}", community=community)
 
 
+def estate_accounts(community: Community, *kinds: str) -> dict[str, Account]:
+    """The community's accounts of these kinds (escrow, company payable, public fund), by kind,
+    as escrow_account, company_payable_account and public_fund_account make them, read in one
+    query (a payout needs two and a release three, one lookup each otherwise); those missing
+    (the community's first payout or release) made in one INSERT ... ON CONFLICT DO NOTHING and
+    read back, rather than one get_or_create (four statements) each."""
+    keys = {kind: f"{kind}:{community.pk}" for kind in kinds}
+    found = {account.kind: account for account in Account.objects.filter(key__in=keys.values())}
+    missing = [kind for kind in kinds if kind not in found]
+    if missing:
+        owners = {Account.Kind.COMPANY_PAYABLE: {"company_id": community.company_id}}
+        Account.objects.bulk_create(
+            [
+                Account(kind=kind, key=keys[kind], community=community, **owners.get(kind, {}))
+                for kind in missing
+            ],
+            ignore_conflicts=True,  # made meanwhile by another transaction: read below
+        )
+        made = Account.objects.filter(key__in=[keys[kind] for kind in missing])
+        found.update({account.kind: account for account in made})
+    return found
+
+
 def suspense_account(gateway: str) -> Account:
     """Money a gateway captured that no bill could take (paid after its bills were settled
     otherwise): on the books, owed back to the payer, until refunded."""
@@ -110,18 +133,27 @@ def post(
     if sum(leg.amount for leg in legs) != 0:
         raise UnbalancedTransaction(f"legs sum to {sum(leg.amount for leg in legs)}, not 0")
 
-    try:
-        with transaction.atomic():
-            entry = LedgerTransaction.objects.create(
-                kind=kind, idempotency_key=idempotency_key, memo=memo[:200], **links
-            )
-    except IntegrityError as exc:
-        existing = LedgerTransaction.objects.get(idempotency_key=idempotency_key)
-        raise AlreadyPosted(existing) from exc
-
     totals: dict[int, Decimal] = defaultdict(Decimal)
     for leg in legs:
         totals[leg.account.pk] += leg.amount
+    entry = LedgerTransaction(kind=kind, idempotency_key=idempotency_key, memo=memo[:200], **links)
+    if transaction.get_connection().vendor == "postgresql":
+        _write_postgresql(entry, legs, totals)
+    else:
+        _write(entry, legs, totals)
+    chain.append(entry, legs)  # last: the chain's lock is held from here to the commit
+    return entry
+
+
+def _write(entry: LedgerTransaction, legs: list[Leg], totals: dict[int, Decimal]) -> None:
+    """`entry`, its postings and the balances through the ORM (SQLite; 4 + one UPDATE per
+    account statements): the insert in a savepoint to catch the idempotency key's
+    IntegrityError, then the accounts locked, the postings written, each balance moved."""
+    try:
+        with transaction.atomic():
+            entry.save(force_insert=True)
+    except IntegrityError as exc:
+        raise AlreadyPosted(_existing(entry.idempotency_key)) from exc
     locked = accounts_for_update(totals)  # in pk order, before touching balances
     Posting.objects.bulk_create(
         [
@@ -133,7 +165,90 @@ def post(
         if delta:
             # The new balance is computed from the locked row in Decimal rather than with F():
             # on SQLite, F("balance") + delta would be floating-point arithmetic in SQL. Under
-            # the row lock (PostgreSQL) or SQLite's single writer, nobody changes it meanwhile.
+            # SQLite's single writer nobody changes it meanwhile.
             Account.objects.filter(pk=account_id).update(balance=locked[account_id].balance + delta)
-    chain.append(entry, legs)  # last: the chain's lock is held from here to the commit
-    return entry
+
+
+def _existing(idempotency_key: str) -> LedgerTransaction:
+    return LedgerTransaction.objects.get(idempotency_key=idempotency_key)
+
+
+def _sql(text: str) -> str:
+    """`text` with the ledger's table names filled in, quoted."""
+    quote = transaction.get_connection().ops.quote_name
+    return text.format(
+        transaction=quote(LedgerTransaction._meta.db_table),
+        account=quote(Account._meta.db_table),
+        posting=quote(Posting._meta.db_table),
+    )
+
+
+# The accounts locked in primary-key order (the order billing.locks keeps everywhere: PostgreSQL
+# sorts before it locks the rows of a SELECT ... ORDER BY ... FOR UPDATE, so the locks are taken
+# in that order), each balance moved by its total in numeric (exact) from the locked row, and the
+# postings written in leg order: one statement. A liability driven past zero fails the
+# account's CHECK constraint and the whole statement with it (IntegrityError).
+_MOVE_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT id FROM {account} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE
+), moved AS (
+    UPDATE {account} AS a SET balance = a.balance + d.delta
+      FROM locked JOIN unnest(%(ids)s::bigint[], %(deltas)s::numeric[]) AS d(id, delta)
+           ON d.id = locked.id
+     WHERE a.id = locked.id AND d.delta <> 0
+    RETURNING a.id
+), posted AS (
+    INSERT INTO {posting} (transaction_id, account_id, amount, bill_id, created_at)
+    SELECT %(entry)s, leg.account_id, leg.amount, leg.bill_id, %(created_at)s
+      FROM unnest(%(accounts)s::bigint[], %(amounts)s::numeric[], %(bills)s::bigint[])
+           WITH ORDINALITY AS leg(account_id, amount, bill_id, n)
+     ORDER BY leg.n
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM moved), (SELECT count(*) FROM posted)
+"""
+
+
+def _write_postgresql(
+    entry: LedgerTransaction, legs: list[Leg], totals: dict[int, Decimal]
+) -> None:
+    """`entry`, its postings and the balances in two statements, whatever the number of legs.
+
+    The insert is INSERT ... ON CONFLICT (idempotency_key) DO NOTHING: no savepoint needed to
+    survive a duplicate key. Faced with a concurrent, uncommitted insert of the same key it
+    waits for that transaction's end, as the unique index does; nothing comes back when the
+    key is taken, and the existing row is read then (AlreadyPosted)."""
+    connection = transaction.get_connection()
+    fields = [f for f in LedgerTransaction._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _sql(
+                f"INSERT INTO {{transaction}} ({columns}) VALUES ({placeholders}) "
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+            ),
+            values,
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise AlreadyPosted(_existing(entry.idempotency_key))
+        entry.pk = row[0]
+        entry._state.adding, entry._state.db = False, connection.alias
+        ids = sorted(totals)
+        cursor.execute(
+            _sql(_MOVE_SQL),
+            {
+                "ids": ids,
+                "deltas": [totals[pk] for pk in ids],
+                "entry": entry.pk,
+                "created_at": entry.created_at,
+                "accounts": [leg.account.pk for leg in legs],
+                "amounts": [leg.amount for leg in legs],
+                "bills": [leg.bill.pk if leg.bill is not None else None for leg in legs],
+            },
+        )
+        locked, _, _ = cursor.fetchone()
+    if locked != len(ids):  # a leg's account is not in the database (its FK is checked at commit)
+        raise Account.DoesNotExist(f"ledger accounts {ids}: {locked} found")

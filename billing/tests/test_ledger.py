@@ -106,3 +106,116 @@ def test_postgres_refuses_to_update_or_delete_a_posting():
     with pytest.raises(IntegrityError), transaction.atomic():
         Posting.objects.all().delete()
     assert Posting.objects.count() == 2
+
+
+def _funded(community, amount="50.00"):
+    """The sandbox's clearing account and the community's escrow, `amount` moved into escrow."""
+    clearing, escrow = ledger.clearing_account("sandbox"), ledger.escrow_account(community)
+    with transaction.atomic():
+        ledger.post(
+            kind="payment",
+            idempotency_key="fund",
+            legs=[ledger.Leg(clearing, Decimal(amount)), ledger.Leg(escrow, -Decimal(amount))],
+        )
+    return clearing, escrow
+
+
+def test_a_replayed_key_raises_already_posted_and_leaves_the_transaction_usable():
+    community, _ = estate(0)
+    clearing, escrow = _funded(community)
+    legs = [ledger.Leg(escrow, Decimal("5.00")), ledger.Leg(clearing, Decimal("-5.00"))]
+    with transaction.atomic():
+        first = ledger.post(kind="payment", idempotency_key="back:1", legs=legs)
+        with pytest.raises(ledger.AlreadyPosted) as replay:
+            ledger.post(kind="payment", idempotency_key="back:1", legs=legs)
+        assert replay.value.existing.pk == first.pk
+        # Nothing failed in the database: the same transaction goes on and posts another key.
+        ledger.post(kind="payment", idempotency_key="back:2", legs=legs)
+    assert LedgerTransaction.objects.filter(idempotency_key__startswith="back:").count() == 2
+    assert Posting.objects.filter(transaction=first).count() == 2
+    assert Account.objects.get(pk=escrow.pk).balance == Decimal("-40.00")
+
+
+def test_a_leg_driving_a_liability_past_zero_refuses_every_leg():
+    community, _ = estate(0)
+    clearing, escrow = _funded(community)
+    payable = ledger.company_payable_account(community)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ledger.post(
+            kind="payout",
+            idempotency_key="payout:too-much",
+            legs=[
+                ledger.Leg(clearing, Decimal("-10.00")),
+                ledger.Leg(escrow, Decimal("50.01")),  # escrow holds 50.00
+                ledger.Leg(payable, Decimal("-40.01")),
+            ],
+        )
+    assert dict(Account.objects.values_list("pk", "balance")) == {
+        clearing.pk: Decimal("50.00"),
+        escrow.pk: Decimal("-50.00"),
+        payable.pk: Decimal("0.00"),
+    }
+    assert not LedgerTransaction.objects.filter(idempotency_key="payout:too-much").exists()
+
+
+def test_legs_on_the_same_account_move_its_balance_by_their_sum():
+    community, _ = estate(0)
+    clearing, escrow = _funded(community)
+    with transaction.atomic():
+        entry = ledger.post(
+            kind="payment",
+            idempotency_key="two-legs",
+            legs=[
+                ledger.Leg(clearing, Decimal("3.00")),
+                ledger.Leg(escrow, Decimal("-1.00")),
+                ledger.Leg(escrow, Decimal("-2.00")),
+            ],
+        )
+    assert list(entry.postings.values_list("account_id", "amount")) == [
+        (clearing.pk, Decimal("3.00")),
+        (escrow.pk, Decimal("-1.00")),
+        (escrow.pk, Decimal("-2.00")),
+    ]
+    assert Account.objects.get(pk=escrow.pk).balance == Decimal("-53.00")
+
+
+@pytest.mark.postgres
+def test_postgres_posts_in_five_statements_whatever_the_number_of_legs(
+    django_assert_num_queries,
+):
+    community, _ = estate(0)
+    _, escrow = _funded(community)
+    payable, fund = ledger.company_payable_account(community), ledger.public_fund_account(community)
+    # The transaction (ON CONFLICT DO NOTHING), the locks + balances + postings, the chain's
+    # lock, its last link, the new link.
+    with transaction.atomic(), django_assert_num_queries(5):
+        ledger.post(
+            kind="holdback_release",
+            idempotency_key="release",
+            legs=[
+                ledger.Leg(escrow, Decimal("10.00")),
+                ledger.Leg(payable, Decimal("-9.00")),
+                ledger.Leg(fund, Decimal("-1.00")),
+            ],
+        )
+
+
+def test_estate_accounts_are_the_ones_the_lookups_of_one_account_make():
+    community, _ = estate(0)
+    escrow = ledger.escrow_account(community)
+    kinds = (Account.Kind.ESCROW, Account.Kind.COMPANY_PAYABLE)
+    accounts = ledger.estate_accounts(community, *kinds)
+    # Only the kinds asked for: the escrow found, the company's payable made.
+    assert sorted(Account.objects.filter(community=community).values_list("kind", flat=True)) == [
+        "company_payable",
+        "escrow",
+    ]
+    accounts |= ledger.estate_accounts(community, Account.Kind.PUBLIC_FUND)
+    assert accounts == {
+        Account.Kind.ESCROW: escrow,
+        Account.Kind.COMPANY_PAYABLE: ledger.company_payable_account(community),
+        Account.Kind.PUBLIC_FUND: ledger.public_fund_account(community),
+    }
+    payable = accounts[Account.Kind.COMPANY_PAYABLE]
+    assert (payable.community_id, payable.company_id) == (community.pk, community.company_id)
+    assert Account.objects.filter(community=community).count() == 3
