@@ -15,7 +15,9 @@ Appending (`append`, called by billing.ledger.post as its last step) is serialis
 PostgreSQL by a transaction-level advisory lock, taken after the account locks, held until
 commit; so every posting transaction of the site queues on it from its ledger.post to its
 commit (the payment path writes nothing after ledger.post but its own commit). SQLite has one
-writer at a time anyway. No chain-head row is updated: the last link is read by its unique seq.
+writer at a time anyway. No chain-head row is updated: the last link is read by its unique seq,
+on PostgreSQL inside the INSERT of the next link, which PostgreSQL hashes (`_APPEND_SQL`, checked
+against link_hash before the transaction goes on).
 """
 
 import base64
@@ -72,27 +74,66 @@ def _last(links) -> tuple[int, str]:
     return last if last else (0, GENESIS)
 
 
+class ChainMismatch(RuntimeError):
+    """PostgreSQL's link differs from link_hash / check_code_of: nothing is chained."""
+
+
+# The next link made by PostgreSQL from the last one in the INSERT itself: its hash with
+# sha256() over the same bytes link_hash hashes, its check code as check_code_of takes it (the
+# first 50 bits of the hash, 5 at a time, in base32's alphabet). The statement's snapshot is taken
+# after the advisory lock was granted (the statement before), so it sees the link of every
+# transaction that held the lock before: one statement where reading the last link and inserting
+# took two. It returns the previous hash, and append() checks the result against link_hash.
+_APPEND_SQL = r"""
+WITH previous AS (
+    SELECT seq, hash FROM {link} ORDER BY seq DESC LIMIT 1
+), next AS (
+    SELECT coalesce((SELECT seq FROM previous), 0) + 1 AS seq,
+           coalesce((SELECT hash FROM previous), %(genesis)s) AS previous
+), hashed AS (
+    SELECT seq, previous,
+           encode(sha256(convert_to(previous || E'
+' || %(text)s, 'UTF8')), 'hex') AS hash
+      FROM next
+)
+INSERT INTO {link} (transaction_id, seq, hash, check_code)
+SELECT %(entry)s, seq, hash,
+       (SELECT string_agg(substr('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', (
+                   (('x' || substr(hash, 1, 14))::bit(56)::bigint >> (51 - 5 * n)) & 31
+               )::int + 1, 1), '' ORDER BY n)
+          FROM generate_series(0, 9) AS n)  -- CODE_LENGTH characters from the first 56 bits
+  FROM hashed
+RETURNING hash, check_code, (SELECT previous FROM hashed)
+"""
+
+
 def append(entry, legs) -> None:
     """Chain a transaction ledger.post has just written with these legs. Precondition: inside
     the posting's transaction, after its account locks (so the lock order is always accounts,
     then chain)."""
     from billing.models import LedgerChainLink
 
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
-    seq, previous = _last(LedgerChainLink)
-    digest = link_hash(
-        previous,
-        canonical(
-            idempotency_key=entry.idempotency_key,
-            created_at=entry.created_at,
-            postings=[(leg.account.key, leg.amount) for leg in legs],
-        ),
+    text = canonical(
+        idempotency_key=entry.idempotency_key,
+        created_at=entry.created_at,
+        postings=[(leg.account.key, leg.amount) for leg in legs],
     )
-    LedgerChainLink.objects.create(
-        transaction=entry, seq=seq + 1, hash=digest, check_code=check_code_of(digest)
-    )
+    if connection.vendor != "postgresql":  # SQLite: one writer at a time
+        seq, previous = _last(LedgerChainLink)
+        digest = link_hash(previous, text)
+        LedgerChainLink.objects.create(
+            transaction=entry, seq=seq + 1, hash=digest, check_code=check_code_of(digest)
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+        cursor.execute(
+            _APPEND_SQL.format(link=connection.ops.quote_name(LedgerChainLink._meta.db_table)),
+            {"genesis": GENESIS, "text": text, "entry": entry.pk},
+        )
+        digest, code, previous = cursor.fetchone()
+    if digest != link_hash(previous, text) or code != check_code_of(digest):
+        raise ChainMismatch(f"{entry.idempotency_key}: {digest} {code} after {previous}")
 
 
 def _postings_by_transaction(posting_model, transaction_ids=None) -> dict:

@@ -7,8 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
-from billing import ledger
-from billing.models import Account, Bill, LedgerTransaction, Posting
+from billing import chain, ledger
+from billing.models import Account, Bill, LedgerChainLink, LedgerTransaction, Posting
 from billing.selectors import ledger_problems
 from billing.tests.factories import BillFactory, estate, pay
 from community.tests.factories import resident
@@ -180,15 +180,15 @@ def test_legs_on_the_same_account_move_its_balance_by_their_sum():
 
 
 @pytest.mark.postgres
-def test_postgres_posts_in_five_statements_whatever_the_number_of_legs(
+def test_postgres_posts_in_four_statements_whatever_the_number_of_legs(
     django_assert_num_queries,
 ):
     community, _ = estate(0)
     _, escrow = _funded(community)
     payable, fund = ledger.company_payable_account(community), ledger.public_fund_account(community)
     # The transaction (ON CONFLICT DO NOTHING), the locks + balances + postings, the chain's
-    # lock, its last link, the new link.
-    with transaction.atomic(), django_assert_num_queries(5):
+    # lock, the new link (made from the last one in the same statement).
+    with transaction.atomic(), django_assert_num_queries(4):
         ledger.post(
             kind="holdback_release",
             idempotency_key="release",
@@ -219,3 +219,19 @@ def test_estate_accounts_are_the_ones_the_lookups_of_one_account_make():
     payable = accounts[Account.Kind.COMPANY_PAYABLE]
     assert (payable.community_id, payable.company_id) == (community.pk, community.company_id)
     assert Account.objects.filter(community=community).count() == 3
+
+
+@pytest.mark.postgres
+def test_a_link_postgres_hashes_otherwise_than_link_hash_is_refused(monkeypatch):
+    community, _ = estate(0)
+    clearing, escrow = _funded(community)
+    with monkeypatch.context() as patched, pytest.raises(chain.ChainMismatch):
+        patched.setattr(chain, "link_hash", lambda previous, text: "0" * 64)
+        with transaction.atomic():
+            ledger.post(
+                kind="payment",
+                idempotency_key="odd",
+                legs=[ledger.Leg(clearing, Decimal("1.00")), ledger.Leg(escrow, Decimal("-1.00"))],
+            )
+    assert not LedgerTransaction.objects.filter(idempotency_key="odd").exists()
+    assert LedgerChainLink.objects.count() == 1

@@ -171,3 +171,51 @@ def test_posts_on_the_same_accounts_in_opposite_leg_orders_all_commit():
     assert [outcome for _, outcome in runs] == [["done"], ["done"]]
     assert LedgerTransaction.objects.count() == 1 + 2 * rounds
     assert ledger_problems() == []
+
+
+def test_a_post_waiting_for_the_chain_links_after_the_transaction_it_waited_for():
+    clearing, escrow = _accounts()
+    posted, go_on = threading.Event(), threading.Event()
+    legs = [ledger.Leg(clearing, Decimal("1.00")), ledger.Leg(escrow, Decimal("-1.00"))]
+
+    def first():
+        with transaction.atomic():
+            entry = ledger.post(kind="payment", idempotency_key="first", legs=legs)
+            posted.set()  # its link written, the chain's lock held until the commit
+            go_on.wait(timeout=30)
+        return entry
+
+    holder, held = _in_thread(first)
+    assert posted.wait(timeout=30)
+    other_accounts = _accounts_of_another_estate()
+    waiter, waited = _in_thread(_move("second", other_accounts))
+    probe = _raw()
+    probe.autocommit = True
+    try:
+        _wait_until_blocked(probe)  # on the chain's advisory lock
+    finally:
+        probe.close()
+    go_on.set()
+    holder.join(timeout=30)
+    waiter.join(timeout=30)
+    assert isinstance(held[0], LedgerTransaction), held
+    assert isinstance(waited[0], LedgerTransaction), waited
+    # The waiting post read the last link only once the lock was granted: it follows "first"
+    # (the chain's recomputation in ledger_problems checks the hashes too).
+    links = dict(
+        LedgerTransaction.objects.filter(idempotency_key__in=["first", "second"]).values_list(
+            "idempotency_key", "chain_link__seq"
+        )
+    )
+    assert links["second"] == links["first"] + 1
+    assert ledger_problems() == []
+
+
+def _accounts_of_another_estate():
+    """Legs on accounts no other post of the test locks: the post waits for the chain only."""
+    community, _ = estate(0)
+    clearing = ledger.clearing_account("alipay")
+    return [
+        ledger.Leg(clearing, Decimal("4.00")),
+        ledger.Leg(ledger.escrow_account(community), Decimal("-4.00")),
+    ]
