@@ -2,9 +2,10 @@
 POST /api/v1/payments/ with an Idempotency-Key, then the sandbox gateway's signed notification,
 through Django's test client with production settings (bench.settings) on PostgreSQL.
 
-Reports server CPU ms and SQL queries per create and per notification, and optionally writes a
-pyinstrument profile. The gateway's own step (confirming its trade and signing) is not timed:
-it is not a portal request.
+Reports server CPU ms and SQL queries per create and per notification, then the CPU ms of the
+rush's limit (GET /bench/one-row/) in the same process and the cycle's multiple of it, and
+optionally writes a pyinstrument profile (wall time) or a cProfile (--cprofile, CPU time). The
+gateway's own step (confirming its trade and signing) is not timed: it is not a portal request.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/linli_h11 \
     CELERY_BROKER_URL=redis://127.0.0.1:6379/12 \
