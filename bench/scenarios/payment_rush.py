@@ -505,7 +505,14 @@ def explain(figures: dict, ratio: float | None) -> str:
             "the p99 goal is out of reach of the cheapest authenticated request on this "
             "machine, so of every payment request too, whatever the payment path costs."
             if figures["one_row_rps"] <= needs
-            else f", {needs / figures['one_row_rps']:.0%} of the one-row endpoint's rate."
+            else f", {needs / figures['one_row_rps']:.0%} of the one-row endpoint's rate"
+            + (
+                f"; even so, the one-row endpoint's own p99 was {_ms(figures['one_row_p99_ms'])} "
+                f"ms with a mean of {one_row_mean} ms: the tail of a saturated closed loop sits "
+                "well above its mean."
+                if (figures["one_row_p99_ms"] or 0) >= 150
+                else "."
+            )
         )
     )
     return (
