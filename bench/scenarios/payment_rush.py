@@ -132,11 +132,14 @@ def succeeded_count(bill_ids: list[int]) -> int:
         return cursor.fetchone()[0]
 
 
-def _measured(server, ctx, args, name) -> dict:
-    """run_loadgen, plus the CPU the gunicorn workers spent meanwhile."""
+def _measured(server, ctx, args, name, *, warmup: float) -> dict:
+    """run_loadgen, plus the CPU the gunicorn workers spent meanwhile, and how many of the
+    machine's cores that kept busy while requests were served (warm-up and measured time)."""
     before = server.cpu_seconds()
     report = run_loadgen(ctx, args, name=name)
     report["server_cpu_seconds"] = server.cpu_seconds() - before
+    served = report["seconds"] + warmup
+    report["server_cores_busy"] = round(report["server_cpu_seconds"] / served, 2) if served else 0
     return report
 
 
@@ -323,6 +326,7 @@ def run(ctx: Context) -> Outcome:
             ctx,
             [*base, "get", "--path", "/bench/one-row/", "--tokens", str(tokens_file)],
             "one-row",
+            warmup=warmup,
         )
         with WaitSampler(ctx.database_url) as one_waits:
             rush = _measured(
@@ -330,6 +334,7 @@ def run(ctx: Context) -> Outcome:
                 ctx,
                 [*base, "payment", "--jobs", str(one_jobs), "--secret", BENCH_SANDBOX_SECRET],
                 "rush-one-community",
+                warmup=warmup,
             )
         with WaitSampler(ctx.database_url) as spread_waits:
             rush_spread = _measured(
@@ -337,6 +342,7 @@ def run(ctx: Context) -> Outcome:
                 ctx,
                 [*base, "payment", "--jobs", str(spread_jobs), "--secret", BENCH_SANDBOX_SECRET],
                 "rush-spread",
+                warmup=warmup,
             )
         if not ctx.tiny:
             me = run_loadgen(
@@ -369,6 +375,13 @@ def run(ctx: Context) -> Outcome:
             "server_cpu_ms_per_one_row": _cpu_ms(baseline, "request"),
             "server_cpu_ms_per_cycle": _cpu_ms(rush, "cycle"),
             "server_cpu_ms_per_cycle_spread": _cpu_ms(rush_spread, "cycle"),
+            # Cores of the 2 the gunicorn workers kept busy, and how long a request held a
+            # worker (all are busy: 32 users for fewer workers), for the explanation.
+            "server_cores_busy_one_row": baseline["server_cores_busy"],
+            "server_cores_busy": rush["server_cores_busy"],
+            "worker_ms_per_request": round(server.workers * 1000 / rush["rps"], 1)
+            if rush["rps"]
+            else None,
             # pg_stat_activity sampled every 0.1 s: backends active, and waiting for a lock.
             "db_active_backends_avg": one_waits.summary()["active_backends_avg"],
             "db_lock_waiting_backends_avg": _lock_waiting(one_waits.summary()),
@@ -471,13 +484,35 @@ def explain(figures: dict, ratio: float | None) -> str:
     if hot_row_bound:
         verdict = "The escrow row bounds the rush: one community is clearly slower than many."
     elif cpu_cycle and cpu_row:
-        verdict = (
-            "The escrow row does not bound it: CPU does. A cycle costs the gunicorn workers "
-            f"{cpu_cycle / cpu_row:.1f}× the CPU of a one-row request, which alone would allow "
-            f"~{cpu_row / cpu_cycle:.0%} of its rate; the measured ratio differs by what "
-            "PostgreSQL, the load generator and the machine's other load take from the 2 cores "
-            "in each run. See the profile. Spreading payments over communities would not help "
-            "anyway while every payment also debits the one gateway clearing account."
+        cost = (
+            f"A cycle costs the gunicorn workers {cpu_cycle / cpu_row:.1f}× the CPU of a "
+            f"one-row request, which alone would allow ~{cpu_row / cpu_cycle:.0%} of its rate. "
+        )
+        cores, cores_row = (
+            figures.get("server_cores_busy"),
+            figures.get("server_cores_busy_one_row"),
+        )
+        held = figures.get("worker_ms_per_request")
+        if cores is not None and held and cores < 1.5:
+            # The workers were not on a CPU most of the time they held a request.
+            verdict = (
+                "The escrow row does not bound it, and the workers' CPU did not either in this "
+                f"run: they kept {cores} of the 2 cores busy ({cores_row} in the one-row run). "
+                f"A request held a worker ~{held} ms (workers ÷ "
+                f"requests/s), of which ~{cpu_cycle / 2:.1f} ms was its CPU; the rest it "
+                "waited: on PostgreSQL (its statements, its commit, the one gateway clearing "
+                "account's row lock every payment takes) or for a core the machine's other "
+                "load held. " + cost
+            )
+        else:
+            verdict = (
+                "The escrow row does not bound it: CPU does. " + cost + "The measured ratio "
+                "differs by what PostgreSQL, the load generator and the machine's other load "
+                "take from the 2 cores in each run. See the profile. "
+            )
+        verdict += (
+            "Spreading payments over communities would not help anyway while every payment "
+            "also debits the one gateway clearing account."
         )
     else:
         verdict = ""
