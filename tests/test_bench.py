@@ -105,6 +105,46 @@ def test_the_bill_run_bills_every_household_once(ctx):
         assert cursor.fetchone()[0] is None
 
 
+def _foreign_keys(table: str) -> set[tuple[str, str, bool]]:
+    """(column, referenced table, deferrable and deferred?) of each foreign key of `table`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.attname, c.confrelid::regclass::text, c.condeferrable AND c.condeferred
+              FROM pg_constraint c
+              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+             WHERE c.conrelid = %s::regclass AND c.contype = 'f'
+            """,
+            [table],
+        )
+        return {(column, target, deferred) for column, target, deferred in cursor.fetchall()}
+
+
+@pytest.mark.postgres
+@postgres_db
+def test_the_bill_runs_limit_writes_into_copies_with_every_foreign_key():
+    """The raw insert is the same rows only if its tables check what the real ones do."""
+    from bench.scenarios import bill_run
+
+    bill_run._make_copy()
+    try:
+        bills, lines = _foreign_keys("billing_bill"), _foreign_keys("billing_billline")
+        copied_bills, copied_lines = (
+            _foreign_keys(bill_run.COPY),
+            _foreign_keys(bill_run.LINE_COPY),
+        )
+    finally:  # the copies' keys would stop the test database's flush
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {bill_run.LINE_COPY}, {bill_run.COPY}")
+
+    assert len(bills) == 2 and len(lines) == 5
+    assert copied_bills == bills
+    assert copied_lines == {
+        (column, bill_run.COPY if target == "billing_bill" else target, deferred)
+        for column, target, deferred in lines
+    }
+
+
 @pytest.mark.postgres
 @postgres_db
 def test_generated_payments_keep_the_ledger_sound(ctx):
