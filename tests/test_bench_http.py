@@ -67,6 +67,8 @@ def test_payment_rush_pays_each_bill_once_over_http(ctx):
     assert 0 < queries["create"] < queries["notify"]
     assert figures["one_row_rps"] > 0 and figures["rush_rps"] > 0
     assert figures["spread_communities"] == 2  # the other estates, the hot one left out
+    # Every timed payment of the hot estate reported how long it held the account rows.
+    assert figures["hot_row"]["payments"] == 5 and figures["hot_row"]["hold_ms_p50"] > 0
     # Every cycle that answered "success" paid exactly one bill, through the real notification:
     # a succeeded payment with its gateway trade number and one ledger transaction.
     paid = Payment.objects.filter(status=Payment.Status.SUCCEEDED)

@@ -162,19 +162,24 @@ def hot_row_hold_ms(household_ids: list[int], tokens: dict, ctx: Context, count:
     from billing.models import SandboxTrade
     from community.models import User
 
-    real_lock = ledger.accounts_for_update
+    # ledger.post locks the accounts inside its write (_write_postgresql's statement that locks
+    # and moves them; _write on SQLite): the hold is timed from that write's return.
+    real_writes = {"_write_postgresql": ledger._write_postgresql, "_write": ledger._write}
     holds: list[float] = []
 
-    def timed_lock(ids):
-        locked = real_lock(ids)
-        taken = time.perf_counter()
-        transaction.on_commit(lambda: holds.append((time.perf_counter() - taken) * 1000))
-        return locked
+    def timed(write):
+        def timed_write(*args, **kwargs):
+            write(*args, **kwargs)
+            taken = time.perf_counter()
+            transaction.on_commit(lambda: holds.append((time.perf_counter() - taken) * 1000))
+
+        return timed_write
 
     jobs = _jobs(household_ids, tokens, ctx, count)
     users = {user.pk: user for user in User.objects.filter(pk__in=[u for u, _ in tokens.values()])}
     by_token = {token: users[user_id] for user_id, token in tokens.values()}
-    ledger.accounts_for_update = timed_lock
+    for name, write in real_writes.items():
+        setattr(ledger, name, timed(write))
     try:
         for job in jobs:
             body = {"bill_ids": [job["bill_id"]], "gateway": "sandbox"}
@@ -192,7 +197,8 @@ def hot_row_hold_ms(household_ids: list[int], tokens: dict, ctx: Context, count:
                 gateway="sandbox", body=raw, headers={sandbox.SIGNATURE_HEADER: sandbox.sign(raw)}
             )
     finally:
-        ledger.accounts_for_update = real_lock
+        for name, write in real_writes.items():
+            setattr(ledger, name, write)
     holds.sort()
     bill_ids = [job["bill_id"] for job in jobs]
     if not holds:
