@@ -905,7 +905,13 @@ SELECT collected, to_company, held_back FROM sums
 _RELEASE_ITEMS_SQL = (
     """
 WITH locked AS (
-    SELECT id, held_back AS weight FROM {item} WHERE payout_id = %(payout)s ORDER BY id FOR UPDATE
+    SELECT id, held_back AS weight FROM {item}
+     WHERE bill_id = ANY(ARRAY(
+             SELECT b.id FROM {bill} AS b
+              WHERE b.community_id = %(community)s AND b.period <= %(period)s
+           ))
+       AND payout_id = %(payout)s
+     ORDER BY id FOR UPDATE
 )"""
     + _ALLOCATE_SQL
     + """
@@ -1005,7 +1011,16 @@ def _release_items_sql(
     spread over the items by largest remainder, the rest to the public fund. Returns (held back,
     to company, to the public fund), written on `release` too."""
     return _money_sums(
-        _RELEASE_ITEMS_SQL, {"payout": regular.pk, "release": release.pk, "share": score}
+        _RELEASE_ITEMS_SQL,
+        {
+            "payout": regular.pk,
+            "release": release.pk,
+            "share": score,
+            # The items are found by the estate's bills, as the payout found them: payout_id
+            # has no index (one fewer to write on every item the payout and release rewrite).
+            "community": regular.community_id,
+            "period": regular.period,
+        },
     )
 
 
