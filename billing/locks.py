@@ -3,6 +3,8 @@ the same rows in opposite orders and deadlock."""
 
 from collections.abc import Iterable
 
+from django.db.models import QuerySet
+
 from billing.models import Account, Bill, Payment, PaymentItem
 
 
@@ -11,10 +13,15 @@ def accounts_for_update(ids: Iterable[int]) -> dict[int, Account]:
     return {row.pk: row for row in rows}
 
 
-def bills_for_update(ids: Iterable[int]) -> list[Bill]:
+def bills_for_update(ids: Iterable[int], *, households: QuerySet | None = None) -> list[Bill]:
+    """The bills, locked in primary-key order. With `households` (a scoping queryset), only
+    those of these households: a bill outside the caller's scope is neither returned nor
+    locked, in the same statement (a payment's create once counted the scope separately)."""
+    bills = Bill.objects.filter(pk__in=set(ids))
+    if households is not None:
+        bills = bills.filter(household__in=households.values("pk"))
     return list(
-        Bill.objects.filter(pk__in=set(ids))
-        .select_related("household__building", "community")
+        bills.select_related("household__building", "community")
         .order_by("pk")
         .select_for_update(of=("self",))
     )

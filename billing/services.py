@@ -419,11 +419,8 @@ def _payment_create(
     gateway_impl = get_gateway(gateway)
     visible = community_selectors.household_list(user=payer, roles=[community_selectors.RESIDENT])
     with transaction.atomic():
-        bills = bills_for_update(bill_ids)
-        households = {b.household_id for b in bills}
-        if len(bills) != len(set(bill_ids)) or visible.filter(pk__in=households).count() != len(
-            households
-        ):
+        bills = bills_for_update(bill_ids, households=visible)
+        if len(bills) != len(set(bill_ids)):  # one is not a bill, or not the payer's: 404
             raise Bill.DoesNotExist("bill not found")
         for bill in bills:
             if bill.status in (Bill.Status.PAID, Bill.Status.WAIVED):

@@ -337,3 +337,30 @@ def test_payment_detail_is_the_payers_only(as_user, household_with_bills, pendin
     for path in ("", "trail/"):
         assert as_user(other).get(f"/api/v1/payments/{pending.pk}/{path}").status_code == 404
     assert as_user(other).post(f"/api/v1/payments/{pending.pk}/cancel/").status_code == 404
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_bill_outside_the_payers_scope_is_never_locked(as_user, household_with_bills):
+    """The scope is part of the locking statement: naming a neighbour's bill answers 404
+    without waiting for (or taking) that bill's lock, which someone else holds here."""
+    from django.db import connection
+
+    theirs = BillFactory(household=household_with_bills["neighbour"])
+    blocker = connection.get_new_connection(connection.get_connection_params())
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM billing_bill WHERE id = %s FOR UPDATE", [theirs.pk])
+        with connection.cursor() as cursor:
+            # Were the neighbour's bill locked too, the create would fail on this, not 404.
+            cursor.execute("SET lock_timeout = '1s'")
+        try:
+            response = create(as_user(household_with_bills["user"]), [theirs.pk])
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert response.status_code == 404
+    assert Payment.objects.count() == 0
