@@ -43,6 +43,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
 from django.utils.translation import gettext_lazy as _
 
 from community.models import Centre, Community, Household, PropertyCompany
@@ -530,12 +531,14 @@ class Refund(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            # Rounded to the fen: exact numerics on PostgreSQL either way, but SQLite adds the
+            # parts in binary floating point (121.20 + 59.10 + 0.90 is not 181.20 there).
             models.CheckConstraint(
                 condition=Q(
-                    amount=F("from_escrow")
-                    + F("from_company")
-                    + F("from_fund")
-                    + F("from_suspense")
+                    amount=Round(
+                        F("from_escrow") + F("from_company") + F("from_fund") + F("from_suspense"),
+                        2,
+                    )
                 ),
                 name="refund_sources_add_up",
             ),
