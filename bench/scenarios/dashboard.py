@@ -32,7 +32,7 @@ from django.urls import reverse
 
 from bench import datagen
 from bench.core import Context, Outcome, Target, profiled, targets_met
-from community.models import User
+from community.models import Community, User
 
 GOAL = (
     "median render < 0.5 s from the per-estate, per-month summary rows; bounded queries "
@@ -102,9 +102,12 @@ def _run(ctx: Context) -> Outcome:
         "tickets_in_table": _count("repairs_ticket"),
         **{f"{name}_generated": count for name, count in history.items()},
     }
+    # Every estate of the centre has its row: the generated ones and any an earlier scenario
+    # added to the same centre (ticket_queue's small estate), counted in the database.
+    estates = Community.objects.filter(centre_id=town.centre_id).count()
     misses = []
-    if rows != len(town.community_ids):
-        misses.append(f"{rows} rows for {len(town.community_ids)} communities")
+    if rows != estates:
+        misses.append(f"{rows} rows for {estates} communities of the centre")
     if median >= MAX_SECONDS:
         misses.append(f"median {median * 1000:.0f} ms (goal < 500 ms)")
     if max(query_counts) > MAX_QUERIES:
@@ -118,7 +121,7 @@ def _run(ctx: Context) -> Outcome:
     targets = [
         Target("median render seconds", "<", MAX_SECONDS, round(median, 3)),
         Target("queries per render", "<=", MAX_QUERIES, max(query_counts)),
-        Target("rows ÷ communities", "==", 1, rows / len(town.community_ids)),
+        Target("rows ÷ the centre's communities", "==", 1, rows / estates),
     ]
     return Outcome(
         scenario="dashboard",
