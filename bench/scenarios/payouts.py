@@ -50,6 +50,7 @@ def _off(ctx: Context) -> Context:
 
 def run(ctx: Context) -> Outcome:
     datagen.ensure_paid(ctx)
+    history = datagen.payout_history(ctx)
     ids = datagen.city(ctx).community_ids
     # At least one community is left out of the timed thirds: paid out last, under the profiler
     # when a goal is missed.
@@ -92,6 +93,7 @@ def run(ctx: Context) -> Outcome:
         "seconds_for_1000" + ("" if measured_1000 else "_projected"): round(seconds_1000, 1),
         "payouts": regular,
         "releases": releases,
+        "earlier_payout_rows": history,
         "households_per_community": datagen.city(ctx).per_community,
         "statements_per_community": (
             round(len(statements.captured_queries) / len(last), 1) if last else None
