@@ -2,10 +2,11 @@
 balance, locks the accounts, writes the postings and moves the cached balances, or raises."""
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from billing import chain
 from billing.locks import accounts_for_update
@@ -46,22 +47,28 @@ def escrow_account(community: Community) -> Account:
 
 
 def payment_accounts(
-    gateway: str | None, communities: list[Community]
+    gateway: str | None, community_ids: Iterable[int]
 ) -> tuple[Account | None, dict[int, Account]]:
     """The gateway's clearing account (None for gateway=None: a desk payment brings its own)
     and each community's escrow account (by community id), as clearing_account /
-    escrow_account make them, read in one query: a payment needs them all, and every payment of
-    the rush otherwise paid one lookup per leg."""
+    escrow_account make them, read in one statement, written out in SQL: every payment needs
+    them all, and building the same ORM query on each cost more CPU than running it."""
+    community_ids = sorted(set(community_ids))
     wanted = {}
     if gateway is not None:
         wanted[f"clearing:{gateway}"] = (Account.Kind.GATEWAY_CLEARING, {"gateway": gateway})
-    for community in communities:
-        wanted[f"escrow:{community.pk}"] = (Account.Kind.ESCROW, {"community": community})
-    found = {account.key: account for account in Account.objects.filter(key__in=wanted)}
+    for community_id in community_ids:
+        wanted[f"escrow:{community_id}"] = (Account.Kind.ESCROW, {"community_id": community_id})
+    table = connection.ops.quote_name(Account._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(wanted))
+    rows = Account.objects.raw(
+        f'SELECT * FROM {table} WHERE "key" IN ({placeholders})', list(wanted)
+    )
+    found = {account.key: account for account in rows}
     for key, (kind, owner) in wanted.items():
         if key not in found:  # the first payment of a gateway or a community
             found[key] = _account(kind, key, **owner)
-    escrows = {community.pk: found[f"escrow:{community.pk}"] for community in communities}
+    escrows = {pk: found[f"escrow:{pk}"] for pk in community_ids}
     return found.get(f"clearing:{gateway}"), escrows
 
 

@@ -37,7 +37,12 @@ def _later(task, **kwargs) -> None:
             # the Redis result backend also SUBSCRIBEs this web process to the task's result
             # channel (a round trip per payment, and a subscription kept until the AsyncResult
             # is collected): measured on the payment cycle in bench/profile_payment_cycle.py.
-            task.apply_async(kwargs=kwargs, ignore_result=True)
+            # The reprs shown in logs and monitors are given: Celery's saferepr of the kwargs,
+            # written to bound any argument's size, was a fifth of the publish's CPU, and these
+            # are a few numbers and a timestamp.
+            task.apply_async(
+                kwargs=kwargs, ignore_result=True, argsrepr="()", kwargsrepr=repr(kwargs)
+            )
 
     # robust: a broker that is down, or a failing award, must not break the announcing app's
     # request; the error is logged with the task.

@@ -364,3 +364,24 @@ def test_a_bill_outside_the_payers_scope_is_never_locked(as_user, household_with
         blocker.close()
     assert response.status_code == 404
     assert Payment.objects.count() == 0
+
+
+def test_the_payers_bills_are_those_household_list_lets_them_see(household_with_bills):
+    """payer_bills_for_update writes the resident scope out in SQL and leaves a superuser's
+    (every household) to household_list: the bills returned, in primary-key order, are those
+    of the households each may see."""
+    from django.db import transaction
+
+    from billing.locks import payer_bills_for_update
+    from community.tests.factories import UserFactory
+
+    mine = sorted(b.pk for b in household_with_bills["bills"])
+    theirs = BillFactory(household=household_with_bills["neighbour"]).pk
+    with transaction.atomic():
+        found = payer_bills_for_update(
+            [theirs, *reversed(mine)], payer=household_with_bills["user"]
+        )
+        assert [bill.pk for bill in found] == mine
+        superuser = UserFactory(is_superuser=True)
+        found = payer_bills_for_update([theirs, *mine], payer=superuser)
+        assert [bill.pk for bill in found] == sorted([*mine, theirs])

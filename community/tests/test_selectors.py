@@ -126,3 +126,43 @@ def test_an_inactive_user_sees_nothing(two_estates):
 def test_unknown_role_is_a_programming_error(two_estates):
     with pytest.raises(ValueError):
         selectors.community_list(user=UserFactory(), roles=["landlord"])
+
+
+def _resident_sql_ids(user):
+    from django.db import connection
+
+    sql, params = selectors.resident_households_sql(user=user)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def test_the_resident_scope_in_sql_is_household_lists(two_estates):
+    """resident_households_sql is household_list(roles=[RESIDENT]) written out for the payment's
+    locking statement: the same households for a residency in force, one ended yesterday, one
+    ending today, one starting tomorrow, two homes, and a member of staff with no home."""
+    a_home, a_other = two_estates["a_homes"]
+    b_home, _ = two_estates["b_homes"]
+    today = timezone.localdate()
+    current = resident(a_home)
+    ResidencyFactory(user=current, household=b_home, start_date=date(2019, 7, 1), end_date=today)
+    former = ResidencyFactory(
+        household=a_other, start_date=date(2019, 7, 1), end_date=today - timedelta(days=1)
+    ).user
+    future = ResidencyFactory(household=a_other, start_date=today + timedelta(days=1)).user
+    staff = member(Role.PROPERTY_STAFF, company=two_estates["a"].company)
+    expected = {current: [a_home.pk, b_home.pk], former: [], future: [], staff: []}
+    for user, households in expected.items():
+        scoped = selectors.household_list(user=user, roles=[selectors.RESIDENT])
+        assert ids(scoped) == sorted(households)
+        assert _resident_sql_ids(user) == sorted(households)
+
+
+def test_the_resident_scope_in_sql_leaves_superusers_and_inactive_users_to_household_list(
+    two_estates,
+):
+    home = two_estates["a_homes"][0]
+    inactive = resident(home)
+    inactive.is_active = False
+    assert selectors.resident_households_sql(user=inactive) is None
+    assert selectors.resident_households_sql(user=UserFactory(is_superuser=True)) is None
