@@ -233,14 +233,22 @@ def test_points_are_awarded_exactly_once_when_the_worker_is_killed(ctx, monkeypa
     _filled(outcome, "points_awards")
     events = outcome.figures["events"]
     assert events == points_awards.TINY_EVENTS
+    # Every event the broker still held after the kill awarded, none twice.
     assert outcome.checks == {"events_not_awarded": 0, "events_awarded_twice": 0}
     # Batches of events, several a run, so the kill falls between or inside them.
     assert outcome.figures["events_per_task"] == points_awards.TINY_BATCH < events // 2
     # The worker was killed before the end, and the second one finished the job.
     assert outcome.figures["awarded_at_kill"] >= events // 2
+    # Now and then the kill lands between kombu's BRPOP and its record of the message as
+    # unacknowledged, and that one message (a whole batch) is gone from the broker: counted
+    # and reported as a missed target, never more than the one message the worker was taking.
+    lost = outcome.figures["events_lost_by_the_broker"]
+    assert lost in (0, points_awards.TINY_BATCH)
+    if lost:
+        assert not outcome.met
     awards = Entry.objects.filter(source="payment_on_time", kind="award")
-    assert awards.count() == events
-    assert awards.values("holder", "reference").distinct().count() == events
+    assert awards.count() == events - lost
+    assert awards.values("holder", "reference").distinct().count() == events - lost
 
 
 def test_a_target_is_met_only_by_its_measured_figure():
