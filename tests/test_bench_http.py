@@ -11,7 +11,7 @@ from django.db import connection
 from bench import datagen
 from bench.core import Context, correctness_checks, ensure_static
 from bench.scenarios import payment_rush, ticket_queue
-from billing.models import Bill, LedgerTransaction, Payment
+from billing.models import Bill, LedgerTransaction, Payment, SandboxTrade
 from community.periods import Period
 from repairs.models import Ticket
 from tests.test_bench import assert_targets
@@ -66,6 +66,12 @@ def test_payment_rush_pays_each_bill_once_over_http(ctx):
     assert queries["total"] == queries["create"] + queries["notify"]
     assert 0 < queries["create"] < queries["notify"]
     assert figures["one_row_rps"] > 0 and figures["rush_rps"] > 0
+    # Where the machine's CPU went, per one-row request and per cycle, for the explanation.
+    for who in ("server", "loadgen", "machine"):
+        assert figures[f"{who}_cpu_ms_per_one_row"] > 0, who
+        assert figures[f"{who}_cpu_ms_per_cycle"] > 0, who
+    assert figures["machine_cpu_ms_per_cycle"] > figures["server_cpu_ms_per_cycle"]
+    assert figures["gateway_step_p50_ms"] > 0
     assert figures["spread_communities"] == 2  # the other estates, the hot one left out
     # Every timed payment of the hot estate reported how long it held the account rows.
     assert figures["hot_row"]["payments"] == 5 and figures["hot_row"]["hold_ms_p50"] > 0
@@ -74,6 +80,12 @@ def test_payment_rush_pays_each_bill_once_over_http(ctx):
     paid = Payment.objects.filter(status=Payment.Status.SUCCEEDED)
     assert paid.count() > 0
     assert not paid.filter(trade_no="").exists()
+    # The gateway's one-statement confirmation marked each trade paid on its own book, with
+    # the trade number and time the notification carried.
+    trades = SandboxTrade.objects.filter(out_trade_no__in=paid.values("out_trade_no"))
+    assert trades.count() == paid.count()
+    assert not trades.exclude(status="TRADE_SUCCESS").exists()
+    assert {(t.trade_no, t.paid_at) for t in trades} == set(paid.values_list("trade_no", "paid_at"))
     assert LedgerTransaction.objects.filter(kind="payment").count() == paid.count()
     assert Bill.objects.filter(status=Bill.Status.PAID).count() == paid.count()
     assert set(paid.values_list("items__bill__community_id", flat=True)) == set(
@@ -112,3 +124,25 @@ def test_ticket_queue_makes_the_same_queries_for_a_small_and_a_large_table(ctx):
         assert figures[f"{page}_p50_ms_large"] > 0 and figures[f"{page}_p50_ms_small"] > 0
     assert outcome.ratio is not None
     assert_targets(outcome)
+
+
+def test_the_cpu_budget_divides_the_machine_between_its_parts_only_when_it_was_saturated():
+    figures = {
+        "machine_cores_busy_one_row": 1.98,
+        "machine_cores_busy": 1.97,
+        "machine_cpu_ms_per_one_row": 8.0,
+        "machine_cpu_ms_per_cycle": 40.0,
+        "server_cpu_ms_per_one_row": 4.0,
+        "server_cpu_ms_per_cycle": 18.0,
+        "loadgen_cpu_ms_per_one_row": 3.0,
+        "loadgen_cpu_ms_per_cycle": 10.0,
+    }
+    budget = payment_rush._cpu_budget(figures)
+    assert "8.0 ms ÷ 40.0 ms = 0.20" in budget
+    # What is neither gunicorn nor the load generator: 8 - 4 - 3, and 40 - 18 - 10.
+    assert "the kernel 1.0 ms" in budget and "the kernel 12.0 ms" in budget
+    # 0.40 of a one-row request's 8 ms: a cycle of at most 20 ms.
+    assert "at most 20.0 ms" in budget
+    # A run that left a core idle was not bounded by the machine's CPU: no budget is claimed.
+    assert payment_rush._cpu_budget({**figures, "machine_cores_busy": 1.2}) == ""
+    assert payment_rush._cpu_budget({**figures, "machine_cpu_ms_per_cycle": None}) == ""
