@@ -473,6 +473,20 @@ def ledger_problems() -> list[str]:
     return problems + chain.chain_problems()
 
 
+def last_payment_id_created_before(moment) -> int:
+    """The id of the last payment created before `moment`, 0 if none. Ids grow with creation,
+    so two of these bound the payments created between two moments, read on the primary key
+    (walking back from the newest payment to the first one old enough) rather than through an
+    index on created_at that every payment's insert would have to write too."""
+    return (
+        Payment.objects.filter(created_at__lt=moment)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+        or 0
+    )
+
+
 def paid_on_time(bills, paid_day) -> bool:
     """What payment_succeeded calls on time: the payment settles at least one bill that fell
     due (not only prepaid months to come) and every bill by its due date. A prepayment alone

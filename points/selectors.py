@@ -6,10 +6,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import Exists, IntegerField, OuterRef, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    CharField,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from billing import selectors as billing_selectors
+from billing.models import Payment, PaymentItem
 from community import selectors as community_selectors
 from community.models import Community, PropertyCompany, Residency, Role, RoleMembership, User
 from community.periods import Period
@@ -19,11 +31,15 @@ from points.models import (
     Balance,
     Currency,
     Entry,
+    Event,
     Holder,
     Redemption,
     Reward,
     Rule,
 )
+
+# The awards a payment_succeeded event earns (and a refund takes back).
+PAYMENT_EVENTS = (Event.PAYMENT_ON_TIME, Event.PREPAYMENT)
 
 HISTORY_LIMIT = 100
 LEADERBOARD_SIZE = 20
@@ -317,3 +333,53 @@ def points_problems() -> list[str]:
     for reference in (debits.keys() | refunds.keys()) - redemption_ids:
         problems.append(f"redemption entries for {reference}, which does not exist")
     return problems
+
+
+# --- awards that did not arrive ---------------------------------------------------------------
+
+
+def payments_missing_their_award(*, after_id: int, up_to_id: int) -> list[dict]:
+    """The payment_succeeded events, as billing announced them, of the payments with ids in
+    (after_id, up_to_id] that succeeded, are not refunded, earn an award by billing's own rule
+    (on time, or prepaid months) and have no award entry: what award_for_payments needs to
+    award them. A payment that earns nothing is not listed. One query for the payments, on the
+    primary key's range and the entries' unique index, and one for their bills."""
+    awarded = Entry.objects.filter(
+        source__in=PAYMENT_EVENTS,
+        kind=Entry.Kind.AWARD,
+        reference=Cast(OuterRef("pk"), CharField(max_length=64)),
+    )
+    payments = (
+        Payment.objects.filter(
+            pk__gt=after_id,
+            pk__lte=up_to_id,
+            status=Payment.Status.SUCCEEDED,
+            refunded_amount=0,
+        )
+        .exclude(Exists(awarded))
+        .order_by("pk")
+        .only("pk", "payer_id", "paid_at")
+        .prefetch_related(
+            Prefetch(
+                "items",
+                queryset=PaymentItem.objects.select_related("bill").order_by("bill_id", "pk"),
+            )
+        )
+    )
+    events = []
+    for payment in payments:
+        bills = [item.bill for item in payment.items.all()]
+        # As billing's _succeed computes the event's payload.
+        on_time = billing_selectors.paid_on_time(bills, timezone.localdate(payment.paid_at))
+        months_prepaid = sum(1 for bill in bills if bill.is_prepaid)
+        if on_time or months_prepaid:
+            events.append(
+                {
+                    "payment_id": payment.pk,
+                    "payer_id": payment.payer_id,
+                    "paid_at": payment.paid_at.isoformat(),
+                    "on_time": on_time,
+                    "months_prepaid": months_prepaid,
+                }
+            )
+    return events

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 REDEMPTION_SOURCE = "redemption"
 # What a refund takes back: the awards its payment earned.
-PAYMENT_EVENTS = (Event.PAYMENT_ON_TIME, Event.PREPAYMENT)
+PAYMENT_EVENTS = selectors.PAYMENT_EVENTS
 
 
 # --- holders and balances ---------------------------------------------------------------------
@@ -601,6 +601,27 @@ def award_for_scorecard(
                 event=Event.SCORECARD, reference=reference, holder=holder, at=occurred_at
             )
     return entry
+
+
+def award_missed_payments(*, after_id: int, up_to_id: int, chunk: int = 500) -> int:
+    """Award the succeeded payments with ids in (after_id, up_to_id] that earn an award and
+    have none: their payment_succeeded's task never ran. The Redis broker can lose a message
+    (a worker killed between taking it off the queue and recording it as unacknowledged), and
+    an event announced while the broker was down is only logged (points.receivers). Through
+    award_for_payments, chunk by chunk, each chunk its own transaction: a payment whose award
+    arrives meanwhile is awarded once all the same. Returns the number of entries made."""
+    made = 0
+    events = selectors.payments_missing_their_award(after_id=after_id, up_to_id=up_to_id)
+    for start in range(0, len(events), chunk):
+        made += len(award_for_payments(events[start : start + chunk]))
+    if made:
+        logger.warning(
+            "points: %d entries awarded for payments %d..%d whose award had not arrived",
+            made,
+            after_id + 1,
+            up_to_id,
+        )
+    return made
 
 
 # --- rewards ----------------------------------------------------------------------------------

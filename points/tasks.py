@@ -6,12 +6,15 @@ errors a retry can fix (a deadlock victim, a dropped database connection)."""
 
 import functools
 import logging
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from billing import selectors as billing_selectors
 from points import services
 
 logger = logging.getLogger(__name__)
@@ -144,3 +147,27 @@ def award_scorecard(
         finalized_at=finalized_at or timezone.now().isoformat(),
     )
     return int(entry is not None)
+
+
+# A payment is paid or expired once it can no longer be pending (PAYMENT_PENDING_MINUTES): the
+# sweep looks only at payments older than that and a quarter of an hour more, so the award of
+# one it finds has had its chance to arrive through its own task.
+SWEEP_GRACE = timedelta(minutes=15)
+# How far back (by creation) every sweep looks again: sweeps missed for up to two days (beat
+# down) are made good by the next one, and so is the award of an expired payment that a late
+# notification still paid within two days (its bills were open: billing's _book_capture).
+SWEEP_LOOKBACK = timedelta(days=2)
+
+
+@shared_task(**RETRY)
+def award_missed_payments() -> int:
+    """Beat, every quarter of an hour: award the payments of the last two days whose
+    payment_succeeded award never arrived (services.award_missed_payments says how one is
+    lost). Each award is once per payment, so overlapping sweeps and late awards are safe."""
+    settled_before = (
+        timezone.now() - timedelta(minutes=settings.PAYMENT_PENDING_MINUTES) - SWEEP_GRACE
+    )
+    return services.award_missed_payments(
+        after_id=billing_selectors.last_payment_id_created_before(settled_before - SWEEP_LOOKBACK),
+        up_to_id=billing_selectors.last_payment_id_created_before(settled_before),
+    )

@@ -496,6 +496,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.mark_overdue_bills",
         "schedule": crontab(hour=9, minute=0),
     },
+    # Payment awards whose task the broker lost (points.tasks.award_missed_payments).
+    "points-award-missed-payments": {
+        "task": "points.tasks.award_missed_payments",
+        "schedule": crontab(minute="7,22,37,52"),
+    },
     "billing-expire-stale-payments": {
         "task": "billing.tasks.expire_stale_payments",
         "schedule": crontab(minute="*/5"),
