@@ -441,7 +441,7 @@ def award_for_payments(events: list[dict]) -> list[Entry]:
             deltas[balances[(holder.pk, rule.currency)]] += amount
         if not entries:
             return []
-        Entry.objects.bulk_create(entries)
+        _insert_entries(entries)
         # One statement per distinct amount (one or two: most payers earn the same), whatever
         # the currency; the rows are locked, nobody else moves them. (A CASE over each row costs
         # Django more to build than the database to run.)
@@ -451,6 +451,51 @@ def award_for_payments(events: list[dict]) -> list[Entry]:
         for delta, pks in sorted(by_amount.items()):
             Balance.objects.filter(pk__in=pks).update(amount=F("amount") + delta)
     return entries
+
+
+# The columns _insert_entries writes, with their PostgreSQL array types.
+_ENTRY_COLUMNS = (
+    ("holder_id", "bigint"),
+    ("currency", "varchar"),
+    ("amount", "bigint"),
+    ("kind", "varchar"),
+    ("source", "varchar"),
+    ("reference", "varchar"),
+    ("rule_id", "bigint"),
+    ("detail", "varchar"),
+    ("occurred_at", "timestamptz"),
+    ("period", "varchar"),
+    ("created_at", "timestamptz"),
+)
+
+
+def _insert_entries(entries: list[Entry]) -> None:
+    """Entry.objects.bulk_create(entries), setting their pks, for a batch award's entries (plain
+    values: ids, text, whole points, aware times). On PostgreSQL it is one INSERT … SELECT from
+    unnest of one array per column, values passed as they are: bulk_create prepares each value
+    through its field first, and for a due day's batch of 1,000 entries that took a third of
+    the award's CPU (bench points_awards), more than the database took to write them. The
+    unique constraint and the foreign keys hold here as they do for bulk_create."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        Entry.objects.bulk_create(entries)
+        return
+    now = timezone.now()
+    for entry in entries:
+        entry.created_at = now
+    names = ", ".join(name for name, _type in _ENTRY_COLUMNS)
+    arrays = ", ".join(f"%s::{sql_type}[]" for _name, sql_type in _ENTRY_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Entry._meta.db_table} ({names}) "
+            f"SELECT {names} FROM unnest({arrays}) WITH ORDINALITY AS e({names}, n) ORDER BY n "
+            "RETURNING id",
+            [[getattr(entry, name) for entry in entries] for name, _type in _ENTRY_COLUMNS],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for entry, pk in zip(entries, ids, strict=True):
+        entry.pk = pk
+        entry._state.adding, entry._state.db = False, connection.alias
 
 
 def _ids(event: dict) -> tuple:

@@ -196,6 +196,25 @@ def test_a_batch_overlapping_single_awards_adds_only_what_is_new(people):
     assert Entry.objects.count() == 6
 
 
+def test_the_entries_a_batch_returns_are_the_rows_it_wrote(people):
+    # On PostgreSQL the entries are written with one INSERT from arrays and their ids read
+    # back: each returned entry must be its own row, field for field, not a neighbour's.
+    alice, bob = people["alice"], people["bob"]
+    events = [event(alice.pk, n, at(n), months_prepaid=12 * (n % 2)) for n in range(1, 7)]
+    events += [event(bob.pk, 50 + n, at(n, month=9)) for n in range(1, 4)]
+    fields = ["holder_id", "currency", "amount", "kind", "source", "reference", "rule_id"]
+    fields += ["detail", "occurred_at", "period", "created_at"]
+
+    made = services.award_for_payments(events)
+
+    assert len(made) == 12  # nine on time, three prepaid years
+    stored = {row["id"]: row for row in Entry.objects.values("id", *fields)}
+    assert {
+        entry.pk: {"id": entry.pk, **{f: getattr(entry, f) for f in fields}} for entry in made
+    } == stored
+    assert all(not entry._state.adding for entry in made)
+
+
 def test_the_monthly_cap_counts_the_batch_s_own_awards(people):
     alice, bob = people["alice"], people["bob"]
     Rule.objects.filter(event=Event.PAYMENT_ON_TIME).update(cap_per_month=3)
