@@ -473,18 +473,23 @@ def ledger_problems() -> list[str]:
     return problems + chain.chain_problems()
 
 
-def last_payment_id_created_before(moment) -> int:
-    """The id of the last payment created before `moment`, 0 if none. Ids grow with creation,
-    so two of these bound the payments created between two moments, read on the primary key
-    (walking back from the newest payment to the first one old enough) rather than through an
-    index on created_at that every payment's insert would have to write too."""
+def _last_id_created_before(queryset, moment) -> int:
+    """The id of the last row of `queryset` created before `moment`, 0 if none. Ids grow with
+    creation, so two of these bound the rows created between two moments, read on the primary
+    key (walking back from the newest row to the first one old enough) rather than through an
+    index on created_at that every insert would have to write too."""
     return (
-        Payment.objects.filter(created_at__lt=moment)
-        .order_by("-pk")
-        .values_list("pk", flat=True)
-        .first()
+        queryset.filter(created_at__lt=moment).order_by("-pk").values_list("pk", flat=True).first()
         or 0
     )
+
+
+def last_payment_id_created_before(moment) -> int:
+    return _last_id_created_before(Payment.objects.all(), moment)
+
+
+def last_refund_id_created_before(moment) -> int:
+    return _last_id_created_before(Refund.objects.all(), moment)
 
 
 def paid_on_time(bills, paid_day) -> bool:

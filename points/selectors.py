@@ -21,7 +21,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
-from billing.models import Payment, PaymentItem
+from billing.models import Payment, PaymentItem, Refund
 from community import selectors as community_selectors
 from community.models import Community, PropertyCompany, Residency, Role, RoleMembership, User
 from community.periods import Period
@@ -383,3 +383,29 @@ def payments_missing_their_award(*, after_id: int, up_to_id: int) -> list[dict]:
                 }
             )
     return events
+
+
+def refunds_missing_their_clawback(*, after_id: int, up_to_id: int) -> list[tuple[int, int]]:
+    """(payment id, payer's user id) of the payments refunded by the succeeded refunds with ids
+    in (after_id, up_to_id] whose award still stands: an award entry of theirs has no clawback,
+    so their payment_refunded's clawback never ran. One query."""
+    clawed_back = Entry.objects.filter(
+        holder_id=OuterRef("holder_id"),
+        source=OuterRef("source"),
+        reference=OuterRef("reference"),
+        kind=Entry.Kind.CLAWBACK,
+    )
+    refunded = Refund.objects.filter(
+        pk__gt=after_id, pk__lte=up_to_id, status=Refund.Status.SUCCEEDED
+    ).annotate(reference=Cast("payment_id", CharField(max_length=64)))
+    standing = (
+        Entry.objects.filter(
+            kind=Entry.Kind.AWARD,
+            source__in=PAYMENT_EVENTS,
+            reference__in=refunded.values("reference"),
+        )
+        .exclude(Exists(clawed_back))
+        .values_list("reference", "holder__user_id")
+        .distinct()
+    )
+    return sorted((int(reference), user_id) for reference, user_id in standing)

@@ -498,6 +498,24 @@ def _insert_entries(entries: list[Entry]) -> None:
         entry._state.adding, entry._state.db = False, connection.alias
 
 
+def clawback_missed_refunds(*, after_id: int, up_to_id: int) -> int:
+    """Take back the awards of the payments refunded by the refunds with ids in (after_id,
+    up_to_id] whose clawback never arrived (as award_missed_payments, for payment_refunded),
+    through clawback_for_refund, which takes each back once. Returns the entries made."""
+    made = 0
+    missing = selectors.refunds_missing_their_clawback(after_id=after_id, up_to_id=up_to_id)
+    for payment_id, payer_id in missing:
+        made += len(clawback_for_refund(payment_id=payment_id, payer_id=payer_id))
+    if made:
+        logger.warning(
+            "points: %d entries taken back for refunds %d..%d whose clawback had not arrived",
+            made,
+            after_id + 1,
+            up_to_id,
+        )
+    return made
+
+
 def _ids(event: dict) -> tuple:
     return event.get("payment_id"), event.get("payer_id")
 

@@ -171,3 +171,15 @@ def award_missed_payments() -> int:
         after_id=billing_selectors.last_payment_id_created_before(settled_before - SWEEP_LOOKBACK),
         up_to_id=billing_selectors.last_payment_id_created_before(settled_before),
     )
+
+
+@shared_task(**RETRY)
+def clawback_missed_refunds() -> int:
+    """Beat, every quarter of an hour: take back the awards of the payments refunded in the
+    last two days whose payment_refunded clawback never arrived. A refund is decided when it
+    is made, so the grace is the quarter of an hour alone."""
+    settled_before = timezone.now() - SWEEP_GRACE
+    return services.clawback_missed_refunds(
+        after_id=billing_selectors.last_refund_id_created_before(settled_before - SWEEP_LOOKBACK),
+        up_to_id=billing_selectors.last_refund_id_created_before(settled_before),
+    )

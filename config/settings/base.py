@@ -496,10 +496,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.mark_overdue_bills",
         "schedule": crontab(hour=9, minute=0),
     },
-    # Payment awards whose task the broker lost (points.tasks.award_missed_payments).
+    # Payment awards and refund clawbacks whose task the broker lost (points.tasks).
     "points-award-missed-payments": {
         "task": "points.tasks.award_missed_payments",
         "schedule": crontab(minute="7,22,37,52"),
+    },
+    "points-clawback-missed-refunds": {
+        "task": "points.tasks.clawback_missed_refunds",
+        "schedule": crontab(minute="8,23,38,53"),
     },
     "billing-expire-stale-payments": {
         "task": "billing.tasks.expire_stale_payments",

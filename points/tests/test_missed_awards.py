@@ -1,6 +1,7 @@
-"""Payment awards whose task never ran: the quarter-hourly sweep (points.tasks.
-award_missed_payments) finds the succeeded payments of the last two days that earn an award and
-have none, and awards them exactly as the event would have, once, however often it runs."""
+"""Payment awards and refund clawbacks whose task never ran: the quarter-hourly sweeps
+(points.tasks.award_missed_payments, clawback_missed_refunds) find the succeeded payments of the
+last two days that earn an award and have none, and the refunds whose payment's award still
+stands, and do exactly what the event would have, once, however often they run."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing import services as billing_services
-from billing.models import Payment
+from billing.models import Payment, Refund
 from billing.tests.factories import BillFactory, pay
 from billing.tests.factories import estate as billing_estate
 from community.models import Role
@@ -176,4 +177,81 @@ def test_the_beat_runs_the_sweep_every_quarter_of_an_hour(settings):
     app.loader.import_default_modules()
     entry = settings.CELERY_BEAT_SCHEDULE["points-award-missed-payments"]
     assert entry["task"] == "points.tasks.award_missed_payments" and entry["task"] in app.tasks
+    assert len(entry["schedule"].minute) == 4 and entry["schedule"].hour == set(range(24))
+
+
+def _refund(capture, payment, key, *, execute):
+    admin = member(Role.CENTRE_ADMIN, centre=payment.items.first().bill.community.centre)
+    with capture(execute=execute) as callbacks:
+        billing_services.payment_refund(
+            payment=payment,
+            amount=Decimal("1.00"),
+            reason="多缴",
+            by=admin,
+            idempotency_key=key,
+            fingerprint=key,
+        )
+    return Refund.objects.get(payment=payment), callbacks
+
+
+def _refund_aged(refund: Refund, by: timedelta) -> None:
+    Refund.objects.filter(pk=refund.pk).update(created_at=timezone.now() - by)
+
+
+def test_a_refund_whose_clawback_never_arrived_is_taken_back_by_the_sweep_once(
+    django_capture_on_commit_callbacks,
+):
+    capture = django_capture_on_commit_callbacks
+    _community, homes = billing_estate(3)
+    users = [resident(home) for home in homes]
+    payments = []
+    for user, home in zip(users, homes, strict=True):
+        with capture(execute=True):  # the awards did arrive
+            payments.append(pay(user, [BillFactory(household=home, due_date=_due_in(3))]))
+    assert [reputation(user) for user in users] == [10, 10, 10]
+    # Oldest first, as ids grow: a refund older than the sweep's look-back, one whose clawback
+    # was lost a while ago, and one just made whose clawback may still be on its way.
+    ancient, lost_old = _refund(capture, payments[0], "r0", execute=False)
+    lost, lost_callbacks = _refund(capture, payments[1], "r1", execute=False)
+    recent, lost_recent = _refund(capture, payments[2], "r2", execute=False)
+    assert len(lost_old) == len(lost_callbacks) == len(lost_recent) == 1  # the lost events
+    _refund_aged(ancient, tasks.SWEEP_GRACE + tasks.SWEEP_LOOKBACK + timedelta(hours=1))
+    _refund_aged(lost, tasks.SWEEP_GRACE + timedelta(minutes=5))
+    _refund_aged(recent, tasks.SWEEP_GRACE - timedelta(minutes=5))
+
+    assert tasks.clawback_missed_refunds.apply().get() == 1
+    assert tasks.clawback_missed_refunds.apply().get() == 0
+
+    assert [reputation(user) for user in users] == [10, 0, 10]
+    assert list(
+        Entry.objects.filter(kind="clawback").values_list("reference", "amount", "source")
+    ) == [(str(payments[1].pk), -10, "payment_on_time")]
+    # The award sweep does not give a refunded payment its award back.
+    for payment in payments:
+        _aged(payment, SETTLED + timedelta(minutes=5))
+    assert tasks.award_missed_payments.apply().get() == 0
+    assert points_problems() == []
+
+
+def test_a_refund_of_a_payment_that_earned_nothing_has_nothing_to_take_back(
+    django_capture_on_commit_callbacks,
+):
+    capture = django_capture_on_commit_callbacks
+    _community, (home,) = billing_estate(1)
+    user = resident(home)
+    with capture(execute=True):
+        late = pay(user, [BillFactory(household=home, due_date=_due_in(-5))])
+    refund, _lost = _refund(capture, late, "r-late", execute=False)
+    _refund_aged(refund, tasks.SWEEP_GRACE + timedelta(minutes=5))
+
+    assert tasks.clawback_missed_refunds.apply().get() == 0
+    assert not Entry.objects.exists()
+
+
+def test_the_beat_runs_the_clawback_sweep_every_quarter_of_an_hour(settings):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    entry = settings.CELERY_BEAT_SCHEDULE["points-clawback-missed-refunds"]
+    assert entry["task"] == "points.tasks.clawback_missed_refunds" and entry["task"] in app.tasks
     assert len(entry["schedule"].minute) == 4 and entry["schedule"].hour == set(range(24))
