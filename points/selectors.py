@@ -17,7 +17,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
@@ -343,11 +343,18 @@ def payments_missing_their_award(*, after_id: int, up_to_id: int) -> list[dict]:
     (after_id, up_to_id] that succeeded, are not refunded, earn an award by billing's own rule
     (on time, or prepaid months) and have no award entry: what award_for_payments needs to
     award them. A payment that earns nothing is not listed. One query for the payments, on the
-    primary key's range and the entries' unique index, and one for their bills."""
+    primary key's range and the entries' unique index, and one for their items and bills."""
     awarded = Entry.objects.filter(
         source__in=PAYMENT_EVENTS,
         kind=Entry.Kind.AWARD,
         reference=Cast(OuterRef("pk"), CharField(max_length=64)),
+    )
+    # Earning nothing, in SQL, so that every sweep does not load two days of late payments:
+    # with no prepaid month, a payment that settled a bill after its due day (the local day of
+    # paying) is not on time. The rule itself is applied below, as billing applies it.
+    prepaid = PaymentItem.objects.filter(payment=OuterRef("pk"), bill__is_prepaid=True)
+    late = PaymentItem.objects.filter(
+        payment=OuterRef("pk"), bill__due_date__lt=OuterRef("paid_day")
     )
     payments = (
         Payment.objects.filter(
@@ -356,6 +363,8 @@ def payments_missing_their_award(*, after_id: int, up_to_id: int) -> list[dict]:
             status=Payment.Status.SUCCEEDED,
             refunded_amount=0,
         )
+        .annotate(paid_day=TruncDate("paid_at"))  # in the current (Shanghai) time zone
+        .filter(Exists(prepaid) | ~Exists(late))
         .exclude(Exists(awarded))
         .order_by("pk")
         .only("pk", "payer_id", "paid_at")

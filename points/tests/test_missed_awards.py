@@ -149,7 +149,7 @@ def test_the_sweep_leaves_alone_what_is_not_a_lost_award(django_capture_on_commi
 
 
 def test_finding_the_lost_awards_takes_the_same_queries_for_few_payments_and_many(
-    django_capture_on_commit_callbacks, django_assert_max_num_queries
+    django_capture_on_commit_callbacks, django_assert_max_num_queries, django_assert_num_queries
 ):
     _community, homes = billing_estate(6)
     payments = [
@@ -160,7 +160,23 @@ def test_finding_the_lost_awards_takes_the_same_queries_for_few_payments_and_man
         )
         for home in homes
     ]
-    first, last = payments[0].pk - 1, payments[-1].pk
+    # Paid on the due day itself (on time), and the day after it (earns nothing).
+    _other, (due_today_home, late_home) = billing_estate(2)
+    due_today = _paid_without_award(
+        django_capture_on_commit_callbacks,
+        resident(due_today_home),
+        [BillFactory(household=due_today_home, due_date=_due_in(0))],
+    )
+    late = _paid_without_award(
+        django_capture_on_commit_callbacks,
+        resident(late_home),
+        [BillFactory(household=late_home, due_date=_due_in(-1))],
+    )
+    # The late one is left out by the query itself: its bills are not even loaded.
+    with django_assert_num_queries(1):
+        assert selectors.payments_missing_their_award(after_id=late.pk - 1, up_to_id=late.pk) == []
+    payments.append(due_today)
+    first, last = payments[0].pk - 1, payments[-1].pk + 1
     # Two: the payments without an award, then their items with their bills.
     with django_assert_max_num_queries(2):
         few = selectors.payments_missing_their_award(after_id=first, up_to_id=first + 1)
