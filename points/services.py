@@ -393,18 +393,24 @@ def award_for_payments(events: list[dict]) -> list[Entry]:
                     continue
                 planned.append((event, holder, source, rule, occurred_at, day, detail))
         period_of = {day: str(Period.containing(day)) for *_, day, _ in planned}
-        periods = set(period_of.values())
-        used = {
-            (row["holder_id"], row["source"], row["period"]): row["n"]
-            for row in Entry.objects.filter(
-                holder_id__in=holder_ids,
-                source__in=PAYMENT_EVENTS,
-                kind=Entry.Kind.AWARD,
-                period__in=periods,
-            )
-            .values("holder_id", "source", "period")
-            .annotate(n=Count("pk"))
+        # The caps' counts, for the sources whose planned rules have a cap: none by default
+        # (the on-time and prepayment rules are uncapped), and then no query at all.
+        capped_sources = {
+            source for _e, _h, source, rule, *_ in planned if rule.cap_per_month is not None
         }
+        used = {}
+        if capped_sources:
+            used = {
+                (row["holder_id"], row["source"], row["period"]): row["n"]
+                for row in Entry.objects.filter(
+                    holder_id__in=holder_ids,
+                    source__in=capped_sources,
+                    kind=Entry.Kind.AWARD,
+                    period__in=set(period_of.values()),
+                )
+                .values("holder_id", "source", "period")
+                .annotate(n=Count("pk"))
+            }
         entries, deltas = [], defaultdict(int)
         for event, holder, source, rule, occurred_at, day, detail in planned:
             payment_id = int(event["payment_id"])

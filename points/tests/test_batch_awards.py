@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing import services as billing_services
@@ -234,6 +235,31 @@ def test_the_monthly_cap_counts_the_batch_s_own_awards(people):
             payment_id=99, payer_id=alice.pk, paid_at=at(20), on_time=True, months_prepaid=0
         )
         == []
+    )
+
+
+def cap_counts(queries) -> list[str]:
+    return [q["sql"] for q in queries if "COUNT(" in q["sql"] and "points_entry" in q["sql"]]
+
+
+def test_the_caps_are_counted_only_for_capped_sources(people):
+    alice = people["alice"]
+    events = [event(alice.pk, n, at(n), months_prepaid=12 * (n % 2)) for n in range(1, 5)]
+
+    # Neither payment rule has a cap (the defaults): the batch reads no counts at all.
+    with transaction.atomic(), CaptureQueriesContext(connection) as uncapped:
+        assert len(services.award_for_payments(events)) == 6
+        transaction.set_rollback(True)
+    assert cap_counts(uncapped.captured_queries) == []
+
+    # A cap on prepayments: counted, for that source alone, and it still holds.
+    Rule.objects.filter(event=Event.PREPAYMENT).update(cap_per_month=1)
+    with CaptureQueriesContext(connection) as capped:
+        made = services.award_for_payments(events)
+    [count] = cap_counts(capped.captured_queries)
+    assert Event.PREPAYMENT in count and Event.PAYMENT_ON_TIME not in count
+    assert sorted((e.source, e.reference) for e in made) == sorted(
+        [(Event.PAYMENT_ON_TIME, str(n)) for n in range(1, 5)] + [(Event.PREPAYMENT, "1")]
     )
 
 
