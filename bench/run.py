@@ -174,8 +174,16 @@ def render_table(results: dict) -> str:
         key=lambda e: (order.get(_name(e), 99), e["households"], e["communities"]),
     )
     machine = results.get("machine", {})
+    # A run with --only replaces its own rows: say when the rows were measured, not just when
+    # the file was last written.
+    run_at = sorted({e["run_at"] for e in entries if e.get("run_at")})
+    when = (
+        f"Rows measured from {run_at[0]} to {run_at[-1]} (each row's run_at is in results.json)"
+        if len(run_at) > 1
+        else f"Last run {results.get('updated_at', '?')}"
+    )
     lines = [
-        f"Last run {results.get('updated_at', '?')} on {machine.get('cpus', '?')} CPUs, "
+        f"{when} on {machine.get('cpus', '?')} CPUs, "
         f"PostgreSQL {machine.get('postgresql', '?')}, Python {machine.get('python', '?')}.",
         "",
         "| scenario | scale | goal | limit (same run) | targets: measured (goal) | figures "

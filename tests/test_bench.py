@@ -298,6 +298,15 @@ def test_the_report_merges_runs_and_marks_misses(tmp_path):
     assert "**MISSED**" in table and "bounded by the disk" in table
     assert "seconds 1.500 (< 1) **missed**" in table
     assert "CHECK FAILED" in render_table(results)
+    # Rows from runs at different times: the header gives the span, not the last write.
+    early, late = entry("bill_run", 100_000, True), entry("dashboard", 100_000, True)
+    early["run_at"], late["run_at"] = "2026-12-01T10:00:00+00:00", "2026-12-07T18:00:00+00:00"
+    header = render_table({"scenarios": [late, early], "updated_at": "2026-12-07T18:00:00+00:00"})
+    assert header.startswith(
+        "Rows measured from 2026-12-01T10:00:00+00:00 to 2026-12-07T18:00:00+00:00"
+    )
+    late["run_at"] = early["run_at"]
+    assert render_table({"scenarios": [late, early], "updated_at": "x"}).startswith("Last run x")
     report = tmp_path / "performance.md"
     report.write_text(
         "# P\n\nprose before\n<!-- bench:table:start -->\nold\n<!-- bench:table:end -->\nafter\n"
