@@ -23,10 +23,10 @@ table starts empty, so its statistics go stale as the run fills it; that costs t
 reads, not the limit.
 
 The limit: one raw INSERT … SELECT writing the same entries (holder, reputation, the rule's
-amount, source and reference) into a copy of the entries table. It joins the payers' holders, so
-it too starts from them. The worker's time excludes the
-wait for the visibility timeout and the two workers' start (each reported on its own), which are
-the broker's recovery and Python's start, not the award's cost.
+amount, source and reference) into a copy of the entries table. It joins the payers' holders,
+so it too starts from them. The worker's time excludes the wait for the visibility timeout and
+the two workers' start (each reported on its own), which are the broker's recovery and Python's
+start, not the award's cost.
 """
 
 from __future__ import annotations
