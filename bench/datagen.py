@@ -379,7 +379,11 @@ def payout_history(ctx: Context, months: int = 11) -> int:
     foreign-key check that each paid-out item makes against it (at commit, ~450 per estate) as
     a sequential scan, and keeps that plan while the table grows under it: every estate then
     costs more than the one before (4 → 12 ms for the payout's commit over 200 estates), which is
-    the first month of a new deployment, not a district's month. Returns the rows made."""
+    the first month of a new deployment, not a district's month. The estates' company payable
+    and public fund accounts, which those months' payouts and releases opened, are made too
+    (with a zero balance: their money is not generated); otherwise every estate's payout and
+    release would take the first-payout path of ledger.estate_accounts (an INSERT and a second
+    read each), which an estate meets once in its life. Returns the payout rows made."""
     periods = []
     period = ctx.period
     for _ in range(months):
@@ -397,7 +401,19 @@ def payout_history(ctx: Context, months: int = 11) -> int:
         """,
         [periods],
     )
+    _execute(
+        """
+        INSERT INTO billing_account (kind, key, community_id, company_id, gateway, method,
+                                     balance)
+        SELECT k.kind, k.kind || ':' || c.id, c.id,
+               CASE WHEN k.kind = 'company_payable' THEN c.company_id END, '', '', 0
+          FROM community_community c
+         CROSS JOIN unnest(ARRAY['company_payable', 'public_fund']) AS k(kind)
+        ON CONFLICT (key) DO NOTHING
+        """
+    )
     _execute("ANALYZE billing_payout")
+    _execute("ANALYZE billing_account")
     return made
 
 
