@@ -12,12 +12,13 @@ shown as XXXXX-XXXXX). /check/ (billing/check_views.py) says whether a code is a
 ledger, and for it only the amount, the estate and the months: no name, no household.
 
 Appending (`append`, called by billing.ledger.post as its last step) is serialised: on
-PostgreSQL by a transaction-level advisory lock, taken after the account locks, held until
-commit; so every posting transaction of the site queues on it from its ledger.post to its
-commit (the payment path writes nothing after ledger.post but its own commit). SQLite has one
-writer at a time anyway. No chain-head row is updated: the last link is read by its unique seq,
-on PostgreSQL inside the INSERT of the next link, which PostgreSQL hashes (`_APPEND_SQL`, checked
-against link_hash before the transaction goes on).
+PostgreSQL by a transaction-level advisory lock, which ledger.post's write takes in the
+statement that locks the accounts, after them, and which is held until commit; so every posting
+transaction of the site queues on it from its ledger.post to its commit (the payment path
+writes nothing after ledger.post but its own commit). SQLite has one writer at a time anyway.
+No chain-head row is updated: the last link is read by its unique seq, on PostgreSQL inside the
+INSERT of the next link, which PostgreSQL hashes (`_APPEND_SQL`, checked against link_hash
+before the transaction goes on).
 """
 
 import base64
@@ -109,8 +110,9 @@ RETURNING hash, check_code, (SELECT previous FROM hashed)
 
 def append(entry, legs) -> None:
     """Chain a transaction ledger.post has just written with these legs. Precondition: inside
-    the posting's transaction, after its account locks (so the lock order is always accounts,
-    then chain)."""
+    the posting's transaction, which on PostgreSQL holds the chain's lock: ledger.post's write
+    took it in its own statement, after the account locks (so the lock order is always
+    accounts, then chain)."""
     from billing.models import LedgerChainLink
 
     text = canonical(
@@ -126,7 +128,6 @@ def append(entry, legs) -> None:
         )
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
         cursor.execute(
             _APPEND_SQL.format(link=connection.ops.quote_name(LedgerChainLink._meta.db_table)),
             {"genesis": GENESIS, "text": text, "entry": entry.pk},

@@ -148,7 +148,7 @@ def post(
         _write_postgresql(entry, legs, totals)
     else:
         _write(entry, legs, totals)
-    chain.append(entry, legs)  # last: the chain's lock is held from here to the commit
+    chain.append(entry, legs)  # last: the chain's lock is held from the write to the commit
     return entry
 
 
@@ -180,24 +180,38 @@ def _existing(idempotency_key: str) -> LedgerTransaction:
     return LedgerTransaction.objects.get(idempotency_key=idempotency_key)
 
 
-def _sql(text: str) -> str:
-    """`text` with the ledger's table names filled in, quoted."""
+def _sql(text: str, **fragments: str) -> str:
+    """`text` with the ledger's table names filled in, quoted, and these fragments."""
     quote = transaction.get_connection().ops.quote_name
     return text.format(
         transaction=quote(LedgerTransaction._meta.db_table),
         account=quote(Account._meta.db_table),
         posting=quote(Posting._meta.db_table),
+        **fragments,
     )
 
 
-# The accounts locked in primary-key order (the order billing.locks keeps everywhere: PostgreSQL
-# sorts before it locks the rows of a SELECT ... ORDER BY ... FOR UPDATE, so the locks are taken
-# in that order), each balance moved by its total in numeric (exact) from the locked row, and the
-# postings written in leg order: one statement. A liability driven past zero fails the
-# account's CHECK constraint and the whole statement with it (IntegrityError).
-_MOVE_SQL = """
-WITH locked AS MATERIALIZED (
-    SELECT id FROM {account} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE
+# The whole write in one statement: the transaction inserted (ON CONFLICT (idempotency_key) DO
+# NOTHING: no savepoint needed to survive a replayed key; faced with a concurrent, uncommitted
+# insert of the same key it waits for that transaction's end, as the unique index does); then,
+# only if it was, the accounts locked in primary-key order (the order billing.locks keeps
+# everywhere: PostgreSQL sorts before it locks the rows of a SELECT ... ORDER BY ... FOR UPDATE),
+# each balance moved by its total in numeric (exact) from the locked row, the postings written in
+# leg order, and last the chain's advisory lock (billing.chain), which the CASE takes only once
+# every account lock is held (its condition needs the count of the moved rows): the lock order is
+# always accounts, then chain. A liability driven past zero fails the account's CHECK constraint
+# and the whole statement with it (IntegrityError). A replayed key returns no row and has locked
+# nothing. The next link is read by chain.append in the next statement, whose snapshot is taken
+# after the chain's lock was granted; it could not be in this one.
+_WRITE_SQL = """
+WITH entry AS (
+    INSERT INTO {transaction} ({columns}) VALUES ({values})
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), locked AS MATERIALIZED (
+    SELECT id FROM {account}
+     WHERE id = ANY(%(ids)s::bigint[]) AND EXISTS (SELECT FROM entry)
+     ORDER BY id FOR UPDATE
 ), moved AS (
     UPDATE {account} AS a SET balance = a.balance + d.delta
       FROM locked JOIN unnest(%(ids)s::bigint[], %(deltas)s::numeric[]) AS d(id, delta)
@@ -206,56 +220,57 @@ WITH locked AS MATERIALIZED (
     RETURNING a.id
 ), posted AS (
     INSERT INTO {posting} (transaction_id, account_id, amount, bill_id, created_at)
-    SELECT %(entry)s, leg.account_id, leg.amount, leg.bill_id, %(created_at)s
-      FROM unnest(%(accounts)s::bigint[], %(amounts)s::numeric[], %(bills)s::bigint[])
-           WITH ORDINALITY AS leg(account_id, amount, bill_id, n)
+    SELECT entry.id, leg.account_id, leg.amount, leg.bill_id, %(created_at)s
+      FROM entry CROSS JOIN unnest(%(accounts)s::bigint[], %(amounts)s::numeric[],
+                                   %(bills)s::bigint[]) WITH ORDINALITY AS leg(account_id, amount,
+                                                                             bill_id, n)
      ORDER BY leg.n
     RETURNING id
+), counted AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM locked) AS locked, (SELECT count(*) FROM moved) AS moved,
+           (SELECT count(*) FROM posted) AS posted
 )
-SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM moved), (SELECT count(*) FROM posted)
+SELECT entry.id, counted.locked,
+       CASE WHEN counted.moved >= 0 THEN pg_advisory_xact_lock(%(chain_lock)s) END
+  FROM entry CROSS JOIN counted
 """
 
 
 def _write_postgresql(
     entry: LedgerTransaction, legs: list[Leg], totals: dict[int, Decimal]
 ) -> None:
-    """`entry`, its postings and the balances in two statements, whatever the number of legs.
-
-    The insert is INSERT ... ON CONFLICT (idempotency_key) DO NOTHING: no savepoint needed to
-    survive a duplicate key. Faced with a concurrent, uncommitted insert of the same key it
-    waits for that transaction's end, as the unique index does; nothing comes back when the
-    key is taken, and the existing row is read then (AlreadyPosted)."""
+    """`entry`, its postings and the balances in one statement whatever the number of legs
+    (_WRITE_SQL), which also takes the chain's lock for chain.append. Raises AlreadyPosted
+    (having written and locked nothing) when the key is taken."""
     connection = transaction.get_connection()
     fields = [f for f in LedgerTransaction._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    values = {
+        f"field_{n}": f.get_db_prep_save(f.pre_save(entry, add=True), connection)
+        for n, f in enumerate(fields)
+    }
+    ids = sorted(totals)
     with connection.cursor() as cursor:
         cursor.execute(
             _sql(
-                f"INSERT INTO {{transaction}} ({columns}) VALUES ({placeholders}) "
-                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+                _WRITE_SQL,
+                columns=", ".join(connection.ops.quote_name(f.column) for f in fields),
+                values=", ".join(f"%({name})s" for name in values),
             ),
-            values,
-        )
-        row = cursor.fetchone()
-        if row is None:
-            raise AlreadyPosted(_existing(entry.idempotency_key))
-        entry.pk = row[0]
-        entry._state.adding, entry._state.db = False, connection.alias
-        ids = sorted(totals)
-        cursor.execute(
-            _sql(_MOVE_SQL),
             {
+                **values,
                 "ids": ids,
                 "deltas": [totals[pk] for pk in ids],
-                "entry": entry.pk,
                 "created_at": entry.created_at,
                 "accounts": [leg.account.pk for leg in legs],
                 "amounts": [leg.amount for leg in legs],
                 "bills": [leg.bill.pk if leg.bill is not None else None for leg in legs],
+                "chain_lock": chain.ADVISORY_LOCK_KEY,
             },
         )
-        locked, _, _ = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:
+        raise AlreadyPosted(_existing(entry.idempotency_key))
+    entry.pk, locked, _ = row
+    entry._state.adding, entry._state.db = False, connection.alias
     if locked != len(ids):  # a leg's account is not in the database (its FK is checked at commit)
         raise Account.DoesNotExist(f"ledger accounts {ids}: {locked} found")

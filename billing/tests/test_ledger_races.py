@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from billing import ledger
+from billing import chain, ledger
 from billing.models import Account, LedgerTransaction
 from billing.selectors import ledger_problems
 from billing.tests.factories import estate
@@ -88,6 +88,10 @@ def test_post_locks_the_accounts_in_key_order_whatever_the_order_of_the_legs():
         thread, outcome = _in_thread(_move("ordered", legs))
         _wait_until_blocked(probe)
         with probe.cursor() as cursor:
+            # Waiting for an account, the post does not hold the chain's lock yet: that one
+            # comes after every account lock, in the same statement.
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [chain.ADVISORY_LOCK_KEY])
+            assert cursor.fetchone() == (True,)
             cursor.execute("SET lock_timeout = '200ms'")
             with pytest.raises(Exception, match="lock"):
                 cursor.execute(
