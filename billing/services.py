@@ -840,6 +840,11 @@ def _lock_community(community: Community) -> None:
 # rows, then a hash join with the community's bills: 21 ms, against 1.5 ms by index), a cost per
 # estate that grows with the number of estates. An array of unknown length is estimated small, so
 # the plan is always the bill_id index, probed once per bill of the estate.
+#
+# The UPDATEs join the items table to `shared` alone, which carries every figure they write. A
+# join of two of the CTEs (shared with locked, whose row counts the planner cannot know) was
+# planned as a nested loop once the estimate fell to one row, as it does on an estate with a year
+# of bills: the 450 items were read 450 times over (202,500 rows; 32 ms where 5 ms do).
 
 _ALLOCATE_SQL = """
 , total AS (
@@ -847,14 +852,14 @@ _ALLOCATE_SQL = """
            round(coalesce(sum(weight), 0) * %(share)s::numeric, 2) AS part
       FROM locked
 ), exact AS (
-    SELECT l.id, l.weight,
+    SELECT l.id, l.weight, l.through,
            CASE WHEN t.whole = 0 THEN 0
                 ELSE div(t.part * l.weight * 10000, t.whole * 100) END AS base,
            CASE WHEN t.whole = 0 THEN 0
                 ELSE mod(t.part * l.weight * 10000, t.whole * 100) END AS remainder
       FROM locked AS l CROSS JOIN total AS t
 ), shared AS (
-    SELECT e.id, e.weight,
+    SELECT e.id, e.weight, e.through,
            round((e.base + CASE
                 WHEN row_number() OVER (ORDER BY e.remainder DESC, e.id)
                      <= (SELECT t.part * 100 FROM total AS t)
@@ -885,10 +890,10 @@ WITH kept AS (
     + """
 , paid AS (
     UPDATE {item} AS i
-    SET payout_id = %(payout)s, paid_out_to_company = s.part + l.through,
+    SET payout_id = %(payout)s, paid_out_to_company = s.part + s.through,
         held_back = s.weight - s.part
-    FROM shared AS s JOIN locked AS l ON l.id = s.id WHERE i.id = s.id
-    RETURNING s.weight + l.through AS net, i.paid_out_to_company, i.held_back
+    FROM shared AS s WHERE i.id = s.id
+    RETURNING s.weight + s.through AS net, i.paid_out_to_company, i.held_back
 )
 , sums AS (
     SELECT coalesce(sum(net), 0) AS collected,
@@ -907,7 +912,7 @@ SELECT collected, to_company, held_back FROM sums
 _RELEASE_ITEMS_SQL = (
     """
 WITH locked AS (
-    SELECT id, held_back AS weight FROM {item}
+    SELECT id, held_back AS weight, 0 AS through FROM {item}
      WHERE bill_id = ANY(ARRAY(
              SELECT b.id FROM {bill} AS b
               WHERE b.community_id = %(community)s AND b.period <= %(period)s
