@@ -1,12 +1,13 @@
 """The project's Celery worker (config.celery, unchanged) with a gate the fault tests can close,
 to hold tasks at a chosen point and kill the worker there:
 
-- `in_transaction`: right after a ledger or points posting is written, before its transaction
-  commits (billing.ledger.post once its postings and balances are written, just before it
-  chains them; points.services._post). Held before the chain's link rather than after it: the
-  chain's lock (billing/chain.py) is the site's one queue from a posting to its commit, so a
-  transaction held with it would hold every other posting too, and the batch could not reach
-  its second hold point;
+- `in_transaction`: inside the task's database transaction, with its writes made and not
+  committed: for a ledger posting, just before billing.ledger.post's write (a payout has then
+  inserted its row and rewritten its items); for points, right after points.services._post.
+  Held before the ledger's write rather than after it: that statement takes the chain's lock
+  (billing/chain.py), the site's one queue from a posting to its commit, so a transaction held
+  with it would hold every other posting too, and the batch could not reach its second hold
+  point;
 - `committed`: after the task returned (its transaction committed), before the worker
   acknowledges the message (Celery's task_postrun runs in the pool process before the result
   reaches the main process, which acks).
@@ -31,7 +32,7 @@ django.setup()
 import redis  # noqa: E402
 from celery.signals import task_postrun, task_prerun  # noqa: E402
 
-from billing import chain  # noqa: E402
+from billing import ledger  # noqa: E402
 from config.celery import app  # noqa: E402
 from points import services as points_services  # noqa: E402
 
@@ -91,7 +92,8 @@ def _held_after_commit(**kwargs):
     _hold("committed")
 
 
-chain.append = _held_before(chain.append)  # ledger.post's last step
+# ledger.post calls its write through the module's global, so the wrapper is what it runs.
+ledger._write_postgresql = _held_before(ledger._write_postgresql)
 points_services._post = _held_in_transaction(points_services._post)
 
 if __name__ == "__main__":
