@@ -7,6 +7,7 @@ takes the set-based path (one UPDATE), SQLite the Python one; both must agree wi
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 
 from billing import services
 from billing.models import LedgerTransaction, PaymentItem, Payout
@@ -187,8 +188,6 @@ def test_the_split_reads_each_items_row_once_whatever_join_the_planner_picks(mon
     say one row, as on an estate with a year of bills: 450 items became 202,500 row reads, and
     the payout took 32 ms instead of 5) cannot read the items n × n times. Forced here: hash and
     merge joins off, every statement explained as it runs, then run for real."""
-    from django.db import connection, transaction
-
     plans = []
     real_sums = services._money_sums
 
